@@ -1,0 +1,218 @@
+"""Every exception RRM raises on purpose, in one tree.
+
+Each error carries structured attributes for host code and a message a case officer
+can read. Where the meaning fits, an error also subclasses the matching builtin so a
+host can catch ``LookupError``, ``ValueError`` or ``PermissionError``::
+
+    RRMError
+    ├── WorkflowError
+    │   ├── WorkflowNotFound          (also LookupError)
+    │   └── InvalidWorkflow           (also ValueError)   file, key, reason
+    ├── CaseError
+    │   ├── CaseNotFound              (also LookupError)
+    │   ├── CaseAlreadyExists                             external_ref
+    │   ├── TransitionNotAllowed                          case_id, state, event
+    │   ├── RoleNotAllowed            (also PermissionError) case_id, event, role
+    │   ├── GuardRejected                                 case_id, event, guard, reason
+    │   ├── DeadlineNotFound          (also LookupError)  case_id, key
+    │   └── ConcurrencyConflict                           case_id, expected, actual
+    ├── InvalidInput                  (also ValueError)   field, reason
+    ├── StorageError                                      wraps driver errors
+    │   └── SchemaOutOfDate                               current vs head revision
+    └── NotificationError                                 raised by notifier adapters
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CaseAlreadyExists",
+    "CaseError",
+    "CaseNotFound",
+    "ConcurrencyConflict",
+    "DeadlineNotFound",
+    "GuardRejected",
+    "InvalidInput",
+    "InvalidWorkflow",
+    "NotificationError",
+    "RRMError",
+    "RoleNotAllowed",
+    "SchemaOutOfDate",
+    "StorageError",
+    "TransitionNotAllowed",
+    "WorkflowError",
+    "WorkflowNotFound",
+]
+
+
+class RRMError(Exception):
+    """Root of every error RRM raises on purpose.
+
+    Attributes:
+        hint: A short suggestion of what to do next, or ``None``.
+    """
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class WorkflowError(RRMError):
+    """A workflow definition is missing or wrong."""
+
+
+class WorkflowNotFound(WorkflowError, LookupError):
+    """No workflow with that id (and version) is loaded."""
+
+    def __init__(self, workflow: str, version: int | None = None) -> None:
+        self.workflow = workflow
+        self.version = version
+        which = workflow if version is None else f"{workflow} version {version}"
+        super().__init__(
+            f"Unknown workflow {which!r}.",
+            hint="Run `rrm workflows list` to see the workflows that are loaded.",
+        )
+
+
+class InvalidWorkflow(WorkflowError, ValueError):
+    """A workflow definition file breaks a rule; names the file and the key."""
+
+    def __init__(self, file: str, key: str, reason: str) -> None:
+        self.file = file
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{file}: {key}: {reason}")
+
+
+class CaseError(RRMError):
+    """A command does not fit the case it names."""
+
+
+class CaseNotFound(CaseError, LookupError):
+    """No case with that id or reference exists."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(
+            f"No case {ref!r} exists.",
+            hint="Check the case id or the external reference.",
+        )
+
+
+class CaseAlreadyExists(CaseError):
+    """A case with the same external reference is already open."""
+
+    def __init__(self, external_ref: str, case_id: str) -> None:
+        self.external_ref = external_ref
+        self.case_id = case_id
+        super().__init__(
+            f"A case with reference {external_ref!r} already exists ({case_id}).",
+        )
+
+
+class TransitionNotAllowed(CaseError):
+    """The event cannot happen in the case's current state."""
+
+    def __init__(
+        self, case_id: str, state: str, event: str, allowed: tuple[str, ...] = ()
+    ) -> None:
+        self.case_id = case_id
+        self.state = state
+        self.event = event
+        self.allowed = allowed
+        options = ", ".join(allowed) if allowed else "none (the case is closed)"
+        super().__init__(
+            f"Event {event!r} is not possible while case {case_id} is in state "
+            f"{state!r}. Possible events: {options}.",
+        )
+
+
+class RoleNotAllowed(CaseError, PermissionError):
+    """The acting role may not fire this event."""
+
+    def __init__(
+        self, case_id: str, event: str, role: str, allowed: tuple[str, ...]
+    ) -> None:
+        self.case_id = case_id
+        self.event = event
+        self.role = role
+        self.allowed = allowed
+        super().__init__(
+            f"Role {role!r} may not record {event!r} on case {case_id}; "
+            f"allowed roles: {', '.join(allowed)}.",
+        )
+
+
+class GuardRejected(CaseError):
+    """A named precondition of the transition is not met."""
+
+    def __init__(self, case_id: str, event: str, guard: str, reason: str) -> None:
+        self.case_id = case_id
+        self.event = event
+        self.guard = guard
+        self.reason = reason
+        super().__init__(
+            f"Event {event!r} on case {case_id} was refused by check {guard!r}: "
+            f"{reason}",
+        )
+
+
+class DeadlineNotFound(CaseError, LookupError):
+    """The case has no open deadline with that key."""
+
+    def __init__(self, case_id: str, key: str) -> None:
+        self.case_id = case_id
+        self.key = key
+        super().__init__(f"Case {case_id} has no open deadline {key!r}.")
+
+
+class ConcurrencyConflict(CaseError):
+    """Someone else changed the case first; reload and try again."""
+
+    def __init__(self, case_id: str, expected: int, actual: int) -> None:
+        self.case_id = case_id
+        self.expected_version = expected
+        self.actual_version = actual
+        super().__init__(
+            f"Case {case_id} changed meanwhile: you expected version {expected}, "
+            f"it is now at version {actual}. Nothing was written.",
+            hint="Reload the case, check what changed, and repeat your action.",
+        )
+
+
+class InvalidInput(RRMError, ValueError):
+    """A value supplied by the caller is malformed; names the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class StorageError(RRMError):
+    """The database refused or failed an operation (wraps the driver's error)."""
+
+
+class SchemaOutOfDate(StorageError):
+    """The database schema is not at the revision this version of RRM needs."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"The database schema is at revision {current or 'none'}, "
+            f"this version of RRM needs {head}.",
+            hint="Run `rrm db upgrade` (or rrm.upgrade_schema) first.",
+        )
+
+
+class NotificationError(RRMError):
+    """A notifier could not deliver an alert."""
