@@ -1,0 +1,1 @@
+"""Pure domain: values and rules with no I/O (stdlib and rrm.errors only)."""
