@@ -1,0 +1,1 @@
+"""Workflow definitions: loading, validating and deciding transitions."""

@@ -1,0 +1,350 @@
+"""Plan deadline changes for an event, an extension or a pause (pure).
+
+Given a case, the event it is taking and the workflow, decide which deadlines open
+(with their computed, explained due dates), which are met and which are cancelled.
+A deadline stays open only while the case is in one of its ``active_in`` states, so
+the set of open deadlines always agrees with the state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from rrm.domain.case import Case, Deadline, DeadlineStatus, JSONValue, Party
+from rrm.domain.deadlines import (
+    ComputedDue,
+    DeadlineRule,
+    agreed_due,
+    compute_due,
+    extended_due,
+    local_date,
+    tolled_due,
+)
+from rrm.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from rrm.domain.calendars import BusinessCalendar
+    from rrm.workflow.spec import DeadlineSpec, WorkflowSpec
+
+__all__ = [
+    "EventFacts",
+    "calendar_for",
+    "extend_deadline",
+    "pause_deadline",
+    "plan_deadlines",
+    "resume_deadline",
+    "rule_of",
+    "spec_key",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class EventFacts:
+    """The facts about one event that deadlines depend on."""
+
+    case: Case
+    event: str
+    to_state: str
+    payload: Mapping[str, JSONValue]
+    at: datetime
+    seq: int
+
+
+def spec_key(deadline_key: str) -> str:
+    """Return the definition key of a deadline (milestones carry ``.N``)."""
+    return deadline_key.split(".", 1)[0]
+
+
+def rule_of(spec: DeadlineSpec) -> DeadlineRule:
+    """Return the calculator's rule for a deadline definition."""
+    return DeadlineRule(
+        key=spec.key,
+        label=spec.label,
+        days=spec.days,
+        counting=spec.counting,
+        roll_forward=spec.roll_forward,
+        anchor_label=spec.anchor_label,
+        citation=spec.citation,
+        evidence=spec.evidence,
+    )
+
+
+def calendar_for(
+    workflow: WorkflowSpec,
+    spec: DeadlineSpec,
+    case: Case,
+    calendars: Mapping[str, BusinessCalendar],
+) -> BusinessCalendar:
+    """Return the calendar of the Party whose clock this is (or both Parties')."""
+    own: Party = case.complainant if spec.party == "complainant" else case.respondent
+    other: Party = case.respondent if own is case.complainant else case.complainant
+    cal = calendars[workflow.calendars[own]]
+    if spec.calendar == "both":
+        cal = cal.union(calendars[workflow.calendars[other]])
+    return cal
+
+
+def plan_deadlines(
+    workflow: WorkflowSpec,
+    facts: EventFacts,
+    calendars: Mapping[str, BusinessCalendar],
+) -> tuple[Deadline, ...]:
+    """Return every deadline the event opens or closes (new and changed values)."""
+    closed = _close(workflow, facts)
+    still_open = {d.key for d in facts.case.deadlines if d.is_open} - {
+        d.key for d in closed
+    }
+    opened = [
+        d
+        for spec in workflow.deadlines.values()
+        if facts.event in spec.opened_by
+        for d in _open(workflow, spec, facts, calendars)
+        if d.key not in still_open
+    ]
+    return (*closed, *opened)
+
+
+def _close(workflow: WorkflowSpec, facts: EventFacts) -> list[Deadline]:
+    out = []
+    for d in facts.case.deadlines:
+        if not d.is_open:
+            continue
+        spec = workflow.deadlines[spec_key(d.key)]
+        if facts.event in spec.met_by and _meets_this(d, spec, facts.payload):
+            status = DeadlineStatus.MET
+        elif facts.to_state not in spec.active_in:
+            status = DeadlineStatus.CANCELLED
+        else:
+            continue
+        out.append(
+            dataclasses.replace(
+                d, status=status, closed_seq=facts.seq, closed_at=facts.at
+            )
+        )
+    return out
+
+
+def _meets_this(
+    d: Deadline, spec: DeadlineSpec, payload: Mapping[str, JSONValue]
+) -> bool:
+    if spec.agreed_list is None:
+        return True
+    # A list deadline (a milestone) is met only by the event naming its number.
+    return d.key == f"{spec.key}.{payload.get('milestone')}"
+
+
+def _open(
+    workflow: WorkflowSpec,
+    spec: DeadlineSpec,
+    facts: EventFacts,
+    calendars: Mapping[str, BusinessCalendar],
+) -> list[Deadline]:
+    cal = calendar_for(workflow, spec, facts.case, calendars)
+    rule = rule_of(spec)
+    anchor = _anchor(spec, facts)
+    if anchor is None:
+        return []
+    if spec.agreed_list is not None:
+        items = facts.payload.get(spec.agreed_list)
+        out = []
+        for i, item in enumerate(items if isinstance(items, list) else [], start=1):
+            if isinstance(item, dict):
+                labelled = dataclasses.replace(
+                    rule, label=f"{spec.label}: {item['label']}"
+                )
+                due = agreed_due(
+                    labelled, anchor=anchor, agreed=_date(item["due"]), calendar=cal
+                )
+                out.append(
+                    _deadline(
+                        spec,
+                        facts=facts,
+                        key=f"{spec.key}.{i}",
+                        label=labelled.label,
+                        due=due,
+                        anchor=anchor,
+                        cal=cal,
+                    )
+                )
+        return out
+    if spec.agreed_from is not None:
+        due = agreed_due(
+            rule,
+            anchor=anchor,
+            agreed=_date(facts.payload[spec.agreed_from]),
+            calendar=cal,
+        )
+    else:
+        due = compute_due(rule, anchor=anchor, calendar=cal)
+    return [
+        _deadline(
+            spec,
+            facts=facts,
+            key=spec.key,
+            label=spec.label,
+            due=due,
+            anchor=anchor,
+            cal=cal,
+        )
+    ]
+
+
+def _anchor(spec: DeadlineSpec, facts: EventFacts) -> datetime | None:
+    if spec.anchor_deadline is None:
+        return facts.at
+    base = facts.case.open_deadlines.get(spec.anchor_deadline)
+    return _last_instant(base) if base is not None else None
+
+
+def _last_instant(d: Deadline) -> datetime:
+    # The last instant of the due date, so "N days after the due date" counts from it.
+    return d.due_at - timedelta(microseconds=1)
+
+
+def _date(value: JSONValue) -> date:
+    if not isinstance(value, str):
+        raise InvalidInput("payload", f"expected a date, got {value!r}")
+    return date.fromisoformat(value)
+
+
+def _deadline(
+    spec: DeadlineSpec,
+    *,
+    facts: EventFacts,
+    key: str,
+    label: str,
+    due: ComputedDue,
+    anchor: datetime,
+    cal: BusinessCalendar,
+) -> Deadline:
+    return Deadline(
+        deadline_id=f"{facts.case.case_id}:{key}:{facts.seq}",
+        case_id=facts.case.case_id,
+        key=key,
+        label=label,
+        status=DeadlineStatus.OPEN,
+        due_date=due.due_date,
+        due_at=due.due_at,
+        anchor_event=facts.event
+        if spec.anchor_deadline is None
+        else f"deadline:{spec.anchor_deadline}",
+        anchor_at=anchor,
+        counting=spec.counting.value,
+        days=spec.days,
+        calendar_id=cal.calendar_id,
+        timezone=cal.timezone,
+        actor=spec.actor,
+        citation=spec.citation,
+        evidence=spec.evidence.value,
+        explanation=due.explanation,
+        opened_seq=facts.seq,
+        opened_at=facts.at,
+    )
+
+
+def _previous(d: Deadline) -> ComputedDue:
+    return ComputedDue(due_date=d.due_date, due_at=d.due_at, explanation=d.explanation)
+
+
+def extend_deadline(
+    workflow: WorkflowSpec,
+    case: Case,
+    deadline: Deadline,
+    *,
+    new_date: date,
+    reason: str,
+    calendars: Mapping[str, BusinessCalendar],
+) -> tuple[Deadline, ...]:
+    """Return the extended deadline and the open deadlines anchored on it, moved."""
+    spec = workflow.deadlines[spec_key(deadline.key)]
+    cal = calendar_for(workflow, spec, case, calendars)
+    due = extended_due(
+        rule_of(spec),
+        previous=_previous(deadline),
+        new_date=new_date,
+        reason=reason,
+        calendar=cal,
+    )
+    changed = dataclasses.replace(
+        deadline,
+        due_date=due.due_date,
+        due_at=due.due_at,
+        explanation=due.explanation,
+        extensions=deadline.extensions + 1,
+    )
+    return (changed, *_dependents(workflow, case, changed, calendars))
+
+
+def pause_deadline(deadline: Deadline, *, at: datetime) -> Deadline:
+    """Return the deadline paused (tolled) from *at*.
+
+    Raises:
+        InvalidInput: If the deadline is already paused.
+    """
+    if deadline.status is DeadlineStatus.PAUSED:
+        raise InvalidInput("deadline", f"{deadline.key!r} is already paused")
+    return dataclasses.replace(deadline, status=DeadlineStatus.PAUSED, paused_at=at)
+
+
+def resume_deadline(
+    workflow: WorkflowSpec,
+    case: Case,
+    deadline: Deadline,
+    *,
+    at: datetime,
+    calendars: Mapping[str, BusinessCalendar],
+) -> tuple[Deadline, ...]:
+    """Return the resumed deadline, later by the days paused, and its dependents.
+
+    Raises:
+        InvalidInput: If the deadline is not paused.
+    """
+    if deadline.status is not DeadlineStatus.PAUSED or deadline.paused_at is None:
+        raise InvalidInput("deadline", f"{deadline.key!r} is not paused")
+    spec = workflow.deadlines[spec_key(deadline.key)]
+    cal = calendar_for(workflow, spec, case, calendars)
+    due = tolled_due(
+        rule_of(spec),
+        previous=_previous(deadline),
+        paused_from=local_date(deadline.paused_at, cal.timezone),
+        resumed_on=local_date(at, cal.timezone),
+        calendar=cal,
+    )
+    changed = dataclasses.replace(
+        deadline,
+        status=DeadlineStatus.OPEN,
+        paused_at=None,
+        due_date=due.due_date,
+        due_at=due.due_at,
+        explanation=due.explanation,
+    )
+    return (changed, *_dependents(workflow, case, changed, calendars))
+
+
+def _dependents(
+    workflow: WorkflowSpec,
+    case: Case,
+    moved: Deadline,
+    calendars: Mapping[str, BusinessCalendar],
+) -> Iterable[Deadline]:
+    for d in case.deadlines:
+        spec = workflow.deadlines[spec_key(d.key)]
+        if not d.is_open or spec.anchor_deadline != moved.key:
+            continue
+        cal = calendar_for(workflow, spec, case, calendars)
+        anchor = _last_instant(moved)
+        due = compute_due(rule_of(spec), anchor=anchor, calendar=cal)
+        changed = dataclasses.replace(
+            d,
+            due_date=due.due_date,
+            due_at=due.due_at,
+            anchor_at=anchor,
+            explanation=due.explanation,
+        )
+        yield changed
+        # Deadlines may chain (C anchored on B anchored on A): follow the chain.
+        yield from _dependents(workflow, case, changed, calendars)
