@@ -1,0 +1,1 @@
+"""SQL storage (SQLModel/SQLAlchemy) for SQLite and PostgreSQL."""

@@ -1,0 +1,194 @@
+"""RRM's database tables, declared with SQLModel on a registry of RRM's own.
+
+The tables live on their own ``MetaData`` so a host's ``create_all()`` or Alembic
+autogenerate never sees them, and every name starts with ``rrm_``. Rows are not
+domain objects: :mod:`rrm.adapters.sql.mapping` converts between the two. The
+schema itself changes only through the revisions in ``storage/migrations``.
+"""
+
+# No ``from __future__ import annotations`` here: SQLModel reads the annotations at
+# class creation time to build the columns.
+
+from datetime import date, datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from rrm.adapters.sql.types import UTCDateTime
+
+__all__ = [
+    "CASE",
+    "CASE_EVENT",
+    "CASE_OFFICER",
+    "DEADLINE",
+    "DETERMINATION",
+    "FACILITY",
+    "PETITIONER",
+    "CaseEventRow",
+    "CaseOfficerRow",
+    "CaseRow",
+    "DeadlineRow",
+    "DeterminationRow",
+    "FacilityRow",
+    "PetitionerRow",
+    "RRMTable",
+    "metadata",
+]
+
+# Deterministic constraint names, so migrations (and SQLite batch mode, which
+# rebuilds tables) can refer to every constraint by name. Revision files spell out
+# the same names by hand.
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata: Final = sa.MetaData(naming_convention=NAMING_CONVENTION)
+_registry: Final = registry(metadata=metadata)
+
+
+class RRMTable(SQLModel, registry=_registry):
+    """Base of every RRM table; keeps them off the global ``SQLModel.metadata``."""
+
+
+class FacilityRow(RRMTable, table=True):
+    """The facility registry; determinations are counted per facility and owner."""
+
+    __tablename__ = "rrm_facility"
+
+    facility_id: str = Field(primary_key=True)
+    name: str
+    owner: str = Field(index=True)
+    country: str
+    city: str
+    region: str
+    sector: str
+
+
+class CaseRow(RRMTable, table=True):
+    """One case as of its latest version; ``version`` guards concurrent writers."""
+
+    __tablename__ = "rrm_case"
+
+    case_id: str = Field(primary_key=True)
+    external_ref: str = Field(unique=True)
+    workflow_id: str
+    workflow_version: int
+    state: str = Field(index=True)
+    version: int
+    complainant: str
+    respondent: str
+    initiation: str
+    facility_id: str = Field(index=True, foreign_key="rrm_facility.facility_id")
+    attributes: dict[str, Any] = Field(sa_type=sa.JSON)
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    last_event_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class PetitionerRow(RRMTable, table=True):
+    """A petitioner of a case, kept in filing order by ``position``."""
+
+    __tablename__ = "rrm_petitioner"
+
+    case_id: str = Field(primary_key=True, foreign_key="rrm_case.case_id")
+    position: int = Field(primary_key=True)
+    name: str
+    confidential: bool
+    contact: str
+
+
+class CaseOfficerRow(RRMTable, table=True):
+    """An officer assigned to a case in one role."""
+
+    __tablename__ = "rrm_case_officer"
+
+    case_id: str = Field(primary_key=True, foreign_key="rrm_case.case_id")
+    officer_id: str = Field(primary_key=True, index=True)
+    role: str = Field(primary_key=True)
+    name: str
+    email: str
+    language: str
+
+
+class CaseEventRow(RRMTable, table=True):
+    """The append-only, hash-chained history of a case.
+
+    The primary key (case_id, seq), with ``seq`` equal to the case version after the
+    event, rejects a second writer of the same version on its own.
+    """
+
+    __tablename__ = "rrm_case_event"
+    __table_args__ = (sa.UniqueConstraint("case_id", "idempotency_key"),)
+
+    case_id: str = Field(primary_key=True, foreign_key="rrm_case.case_id")
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    event: str
+    from_state: str | None
+    to_state: str
+    actor: str
+    role: str
+    reason: str
+    payload: dict[str, Any] = Field(sa_type=sa.JSON)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    idempotency_key: str | None
+    prev_hash: str
+    hash: str
+
+
+class DeadlineRow(RRMTable, table=True):
+    """A dated duty opened by one event and closed by another."""
+
+    __tablename__ = "rrm_deadline"
+    # The deadline sweep asks for open deadlines due before an instant.
+    __table_args__ = (sa.Index("ix_rrm_deadline_status_due_at", "status", "due_at"),)
+
+    deadline_id: str = Field(primary_key=True)
+    case_id: str = Field(index=True, foreign_key="rrm_case.case_id")
+    key: str
+    label: str
+    status: str
+    due_date: date
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    anchor_event: str
+    anchor_at: datetime = Field(sa_type=UTCDateTime)
+    counting: str
+    days: int | None
+    calendar_id: str
+    timezone: str
+    actor: str
+    citation: str
+    evidence: str
+    explanation: str
+    opened_seq: int
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    closed_seq: int | None
+    closed_at: datetime | None = Field(sa_type=UTCDateTime)
+    paused_at: datetime | None = Field(sa_type=UTCDateTime)
+    extensions: int
+
+
+class DeterminationRow(RRMTable, table=True):
+    """A denial-of-rights determination, counted to detect repeat facilities."""
+
+    __tablename__ = "rrm_determination"
+
+    case_id: str = Field(primary_key=True, foreign_key="rrm_case.case_id")
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    facility_id: str = Field(index=True)
+    owner: str = Field(index=True)
+    determined_at: datetime = Field(sa_type=UTCDateTime)
+
+
+FACILITY: Final = metadata.tables["rrm_facility"]
+CASE: Final = metadata.tables["rrm_case"]
+PETITIONER: Final = metadata.tables["rrm_petitioner"]
+CASE_OFFICER: Final = metadata.tables["rrm_case_officer"]
+CASE_EVENT: Final = metadata.tables["rrm_case_event"]
+DEADLINE: Final = metadata.tables["rrm_deadline"]
+DETERMINATION: Final = metadata.tables["rrm_determination"]
