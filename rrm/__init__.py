@@ -1,0 +1,112 @@
+"""usmca-rrm: case engine for the USMCA Rapid Response Labor Mechanism.
+
+Public modules are ``rrm`` (this one), ``rrm.errors`` and ``rrm.testing``; every
+other module is internal even without a leading underscore.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from rrm._version import __version__ as _checkout_version
+from rrm.clock import Clock, SystemClock
+from rrm.domain.case import (
+    Case,
+    Deadline,
+    DeadlineStatus,
+    Facility,
+    HistoryEntry,
+    Officer,
+    Party,
+    Petitioner,
+)
+from rrm.domain.commands import (
+    AssignOfficers,
+    Claim,
+    ExtendDeadline,
+    FireEvent,
+    OpenCase,
+    PauseDeadline,
+    ResumeDeadline,
+)
+from rrm.domain.events import CaseOpened, DeadlineChanged, DomainEvent, TransitionFired
+from rrm.errors import (
+    CaseAlreadyExists,
+    CaseError,
+    CaseNotFound,
+    ConcurrencyConflict,
+    DeadlineNotFound,
+    GuardRejected,
+    InvalidInput,
+    InvalidWorkflow,
+    NotificationError,
+    RoleNotAllowed,
+    RRMError,
+    SchemaOutOfDate,
+    StorageError,
+    TransitionNotAllowed,
+    WorkflowError,
+    WorkflowNotFound,
+)
+from rrm.service.engine import CaseEngine, ChainReport
+from rrm.wiring import bootstrap, upgrade_schema
+from rrm.workflow.registry import Workflows, load_workflows
+from rrm.workflow.spec import WorkflowSpec
+
+__all__ = [
+    "AssignOfficers",
+    "Case",
+    "CaseAlreadyExists",
+    "CaseEngine",
+    "CaseError",
+    "CaseNotFound",
+    "CaseOpened",
+    "ChainReport",
+    "Claim",
+    "Clock",
+    "ConcurrencyConflict",
+    "Deadline",
+    "DeadlineChanged",
+    "DeadlineNotFound",
+    "DeadlineStatus",
+    "DomainEvent",
+    "ExtendDeadline",
+    "Facility",
+    "FireEvent",
+    "GuardRejected",
+    "HistoryEntry",
+    "InvalidInput",
+    "InvalidWorkflow",
+    "NotificationError",
+    "Officer",
+    "OpenCase",
+    "Party",
+    "PauseDeadline",
+    "Petitioner",
+    "RRMError",
+    "ResumeDeadline",
+    "RoleNotAllowed",
+    "SchemaOutOfDate",
+    "StorageError",
+    "SystemClock",
+    "TransitionFired",
+    "TransitionNotAllowed",
+    "WorkflowError",
+    "WorkflowNotFound",
+    "WorkflowSpec",
+    "Workflows",
+    "bootstrap",
+    "load_workflows",
+    "upgrade_schema",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        try:
+            return version("usmca-rrm")
+        except PackageNotFoundError:  # a plain checkout that was never installed
+            return _checkout_version
+    msg = f"module 'rrm' has no attribute {name!r}"
+    raise AttributeError(msg)

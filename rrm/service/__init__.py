@@ -1,0 +1,1 @@
+"""Application layer: use cases behind the CaseEngine facade, and the ports."""

@@ -1,0 +1,321 @@
+"""``CaseEngine``, the embedding API: one transaction per command, events after."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Literal, final
+
+import structlog
+
+from rrm.domain.case import Case, Deadline, HistoryEntry, verify_chain
+from rrm.domain.deadlines import local_date
+from rrm.domain.events import CaseOpened, DeadlineChanged, DomainEvent, TransitionFired
+from rrm.errors import CaseNotFound, InvalidInput
+from rrm.service import handlers
+from rrm.service.ports import CaseChange, CaseQuery, DeadlineQuery, UnitOfWorkFactory
+
+if TYPE_CHECKING:
+    from rrm.clock import Clock
+    from rrm.domain.commands import (
+        AssignOfficers,
+        ExtendDeadline,
+        FireEvent,
+        OpenCase,
+        PauseDeadline,
+        ResumeDeadline,
+    )
+    from rrm.workflow.registry import Workflows
+
+__all__ = ["CaseEngine", "ChainReport", "Subscriber"]
+
+log = structlog.get_logger("rrm.engine")
+
+Subscriber = Callable[[DomainEvent], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainReport:
+    """Result of checking one case's history chain."""
+
+    case_id: str
+    entries: int
+    first_broken_seq: int | None
+
+    @property
+    def ok(self) -> bool:
+        """True when every entry links to the one before and matches its hash."""
+        return self.first_broken_seq is None
+
+
+@final
+class CaseEngine:
+    """Open cases, record events, and query cases and deadlines.
+
+    Construct it with :func:`rrm.bootstrap`, or directly with a unit-of-work
+    factory, the loaded workflows and a clock.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        uow_factory: UnitOfWorkFactory,
+        workflows: Workflows,
+        clock: Clock,
+        subscribers: Iterable[Subscriber] = (),
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self._uow = uow_factory
+        self.workflows = workflows
+        self.clock = clock
+        self._subscribers = list(subscribers)
+        self._new_id = id_factory or (lambda: uuid.uuid4().hex)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Add a callback that receives domain events after each commit."""
+        self._subscribers.append(subscriber)
+
+    # -- commands ---------------------------------------------------------------
+
+    def open_case(self, cmd: OpenCase) -> Case:
+        """Open a case; returns it as stored.
+
+        Raises:
+            InvalidInput, WorkflowNotFound, CaseAlreadyExists, RoleNotAllowed,
+            GuardRejected: Nothing is written.
+        """
+        now = self.clock.now()
+        with self._uow() as uow:
+            change = handlers.open_case(
+                uow, self.workflows, cmd, case_id=self._new_id(), now=now
+            )
+            uow.cases.apply(change)
+            uow.commit()
+        self._after(change)
+        return change.case
+
+    def fire(self, cmd: FireEvent) -> Case:
+        """Record an event; a repeated idempotency key returns the case unchanged.
+
+        Raises:
+            CaseNotFound, TransitionNotAllowed, RoleNotAllowed, GuardRejected,
+            ConcurrencyConflict, InvalidInput: Nothing is written.
+        """
+        now = self.clock.now()
+        with self._uow() as uow:
+            result = handlers.fire_event(uow, self.workflows, cmd, now=now)
+            if isinstance(result, Case):
+                return result
+            uow.cases.apply(result)
+            uow.commit()
+        self._after(result)
+        return result.case
+
+    def extend(self, cmd: ExtendDeadline) -> Case:
+        """Extend an open deadline by agreement; dependent deadlines move too."""
+        return self._change_deadline(cmd)
+
+    def pause(self, cmd: PauseDeadline) -> Case:
+        """Toll (pause) an open deadline."""
+        return self._change_deadline(cmd)
+
+    def resume(self, cmd: ResumeDeadline) -> Case:
+        """Resume a paused deadline; it moves later by the days it was paused."""
+        return self._change_deadline(cmd)
+
+    def assign(self, cmd: AssignOfficers) -> Case:
+        """Assign officers to a case or remove them."""
+        now = self.clock.now()
+        with self._uow() as uow:
+            change = handlers.assign_officers(uow, self.workflows, cmd, now=now)
+            uow.cases.apply(change)
+            uow.commit()
+        self._after(change)
+        return change.case
+
+    def _change_deadline(
+        self, cmd: ExtendDeadline | PauseDeadline | ResumeDeadline
+    ) -> Case:
+        now = self.clock.now()
+        with self._uow() as uow:
+            change = handlers.change_deadline(uow, self.workflows, cmd, now=now)
+            uow.cases.apply(change)
+            uow.commit()
+        self._after(change)
+        return change.case
+
+    # -- queries ----------------------------------------------------------------
+
+    def get(self, case_id: str) -> Case:
+        """Return a case by id or external reference.
+
+        Raises:
+            CaseNotFound: If neither matches.
+        """
+        with self._uow() as uow:
+            case = uow.cases.get(case_id) or uow.cases.get_by_ref(case_id)
+        if case is None:
+            raise CaseNotFound(case_id)
+        return case
+
+    def find(
+        self,
+        *,
+        state: str | None = None,
+        workflow: str | None = None,
+        facility_id: str | None = None,
+        officer_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Case]:
+        """Return cases by state, workflow, facility or officer, newest first."""
+        query = CaseQuery(
+            state=state,
+            workflow_id=workflow,
+            facility_id=facility_id,
+            officer_id=officer_id,
+            limit=limit,
+        )
+        with self._uow() as uow:
+            return uow.cases.find(query)
+
+    def history(self, case_id: str) -> list[HistoryEntry]:
+        """Return a case's history, oldest first."""
+        case = self.get(case_id)
+        with self._uow() as uow:
+            return uow.cases.history(case.case_id)
+
+    def verify(self, case_id: str) -> ChainReport:
+        """Check a case's hash chain and name the first broken entry."""
+        entries = self.history(case_id)
+        return ChainReport(
+            case_id=self.get(case_id).case_id,
+            entries=len(entries),
+            first_broken_seq=verify_chain(entries),
+        )
+
+    def due(
+        self,
+        within: int,
+        *,
+        unit: Literal["calendar", "business"] = "calendar",
+        officer_id: str | None = None,
+    ) -> list[Deadline]:
+        """Return open deadlines due within *within* days (overdue ones included).
+
+        Business days are counted in each deadline's own calendar, from today in
+        that calendar's time zone.
+        """
+        if within < 0:
+            raise InvalidInput("within", "must be zero or more days")
+        now = self.clock.now()
+        # Business days never outrun calendar days by more than weekends and
+        # holidays; this bound only narrows the query, the exact test follows.
+        bound = now + timedelta(
+            days=within * 2 + 21 if unit == "business" else within + 1
+        )
+        query = DeadlineQuery(due_before=bound, officer_id=officer_id)
+        with self._uow() as uow:
+            candidates = uow.cases.open_deadlines(query)
+        return [d for d in candidates if d.due_date <= self._horizon(d, within, unit)]
+
+    def _horizon(self, d: Deadline, within: int, unit: str) -> date:
+        today = local_date(self.clock.now(), d.timezone)
+        if unit == "calendar":
+            return today + timedelta(days=within)
+        return self.workflows.calendar(d.calendar_id).add_business_days(today, within)
+
+    def overdue(self, *, officer_id: str | None = None) -> list[Deadline]:
+        """Return open deadlines whose due date has passed."""
+        query = DeadlineQuery(due_before=self.clock.now(), officer_id=officer_id)
+        with self._uow() as uow:
+            return uow.cases.open_deadlines(query)
+
+    # -- after commit -----------------------------------------------------------
+
+    def _after(self, change: CaseChange) -> None:
+        case, entry = change.case, change.entry
+        bound = log.bind(
+            case_id=case.case_id,
+            workflow=case.workflow_id,
+            workflow_version=case.workflow_version,
+        )
+        events: list[DomainEvent] = []
+        if entry.from_state is None:
+            bound.info(
+                "case_opened", state=case.state, case_event=entry.event, seq=entry.seq
+            )
+            events.append(
+                CaseOpened(
+                    case_id=case.case_id,
+                    external_ref=case.external_ref,
+                    workflow=case.workflow_id,
+                    workflow_version=case.workflow_version,
+                    state=case.state,
+                    seq=entry.seq,
+                    at=entry.occurred_at,
+                )
+            )
+        else:
+            bound.info(
+                "transition_fired",
+                case_event=entry.event,
+                state=case.state,
+                from_state=entry.from_state,
+                seq=entry.seq,
+            )
+            events.append(
+                TransitionFired(
+                    case_id=case.case_id,
+                    event=entry.event,
+                    from_state=entry.from_state,
+                    to_state=case.state,
+                    actor=entry.actor,
+                    role=entry.role,
+                    seq=entry.seq,
+                    at=entry.occurred_at,
+                )
+            )
+        for d in change.deadlines:
+            what = _deadline_change(d, entry)
+            bound.info(
+                f"deadline_{what}",
+                deadline_key=d.key,
+                due_date=d.due_date.isoformat(),
+                nominal=d.nominal,
+            )
+            events.append(
+                DeadlineChanged(
+                    case_id=case.case_id,
+                    deadline_id=d.deadline_id,
+                    key=d.key,
+                    change=what,
+                    status=d.status.value,
+                    due_date=d.due_date,
+                    due_at=d.due_at,
+                    nominal=d.nominal,
+                    seq=entry.seq,
+                )
+            )
+        for event in events:
+            for subscriber in self._subscribers:
+                try:
+                    subscriber(event)
+                except Exception:
+                    # A host callback must never undo or hide a committed change.
+                    log.exception("subscriber_failed", case_id=case.case_id)
+
+
+def _deadline_change(d: Deadline, entry: HistoryEntry) -> str:
+    if d.opened_seq == entry.seq:
+        return "opened"
+    if d.closed_seq == entry.seq:
+        return d.status.value  # met or cancelled
+    return {
+        "deadline_extended": "extended",
+        "deadline_paused": "paused",
+        "deadline_resumed": "resumed",
+    }.get(entry.event, "recomputed")

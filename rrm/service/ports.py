@@ -1,0 +1,162 @@
+"""Ports: the protocols the application layer needs from storage and delivery.
+
+Adapters implement them; the service layer depends only on these shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, Self
+
+if TYPE_CHECKING:
+    from datetime import datetime
+    from types import TracebackType
+
+    from rrm.domain.case import Case, Deadline, Facility, HistoryEntry, Officer
+
+__all__ = [
+    "CaseChange",
+    "CaseQuery",
+    "CaseRepository",
+    "DeadlineQuery",
+    "Determination",
+    "UnitOfWork",
+    "UnitOfWorkFactory",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Determination:
+    """A denial-of-rights determination against a facility, counted for repeats."""
+
+    case_id: str
+    facility_id: str
+    owner: str
+    determined_at: datetime
+    seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseChange:
+    """Everything one fire (or case opening) writes, applied in one transaction.
+
+    Attributes:
+        case: The case after the change (its ``version`` is the new version).
+        expected_version: The version the change was decided against; 0 for a new
+            case.
+        entry: The history entry appended by the change.
+        deadlines: Deadlines inserted or updated by the change (matched by id).
+        officers: When not ``None``, the full new list of assigned officers.
+        determination: A denial-of-rights determination recorded by the change.
+    """
+
+    case: Case
+    expected_version: int
+    entry: HistoryEntry
+    deadlines: tuple[Deadline, ...] = ()
+    officers: tuple[Officer, ...] | None = None
+    determination: Determination | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseQuery:
+    """Filters for listing cases; ``None`` means any."""
+
+    state: str | None = None
+    workflow_id: str | None = None
+    facility_id: str | None = None
+    officer_id: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadlineQuery:
+    """Filters for listing open deadlines; ``None`` means any."""
+
+    due_before: datetime | None = None
+    due_from: datetime | None = None
+    officer_id: str | None = None
+    case_id: str | None = None
+    include_paused: bool = False
+    limit: int | None = None
+
+
+class CaseRepository(Protocol):
+    """Loads and stores cases; every write happens inside a unit of work."""
+
+    def get(self, case_id: str) -> Case | None:
+        """Return the case with its deadlines, or ``None``."""
+        ...
+
+    def get_by_ref(self, external_ref: str) -> Case | None:
+        """Return the case with that external reference, or ``None``."""
+        ...
+
+    def apply(self, change: CaseChange) -> None:
+        """Write a change; a version mismatch raises ``ConcurrencyConflict``."""
+        ...
+
+    def history(self, case_id: str) -> list[HistoryEntry]:
+        """Return the case's history entries in order of ``seq``."""
+        ...
+
+    def last_hash(self, case_id: str) -> str:
+        """Return the hash of the case's latest history entry (genesis if none)."""
+        ...
+
+    def entry_by_idempotency_key(self, case_id: str, key: str) -> HistoryEntry | None:
+        """Return the entry recorded under an idempotency key, or ``None``."""
+        ...
+
+    def facility(self, facility_id: str) -> Facility | None:
+        """Return a facility from the registry, or ``None``."""
+        ...
+
+    def save_facility(self, facility: Facility) -> None:
+        """Insert a facility into the registry or update its details."""
+        ...
+
+    def prior_determinations(
+        self, *, facility_id: str, owner: str, case_id: str
+    ) -> int:
+        """Count DoR determinations against the facility or its owner in other cases."""
+        ...
+
+    def find(self, query: CaseQuery) -> list[Case]:
+        """Return cases matching the query, newest first."""
+        ...
+
+    def open_deadlines(self, query: DeadlineQuery) -> list[Deadline]:
+        """Return open deadlines matching the query, earliest due first."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction; rolls back unless ``commit()`` was called."""
+
+    cases: CaseRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Make the transaction's writes durable."""
+        ...
+
+    def rollback(self) -> None:
+        """Discard the transaction's writes."""
+        ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """Makes a fresh unit of work per use case."""
+
+    def __call__(self) -> UnitOfWork:
+        """Return a new, not yet entered, unit of work."""
+        ...

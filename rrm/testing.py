@@ -1,0 +1,64 @@
+"""Test seams for RRM and for hosts that embed it (public API).
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, final
+
+from rrm.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from rrm.domain.events import DomainEvent
+
+__all__ = ["FakeClock", "RecordingSubscriber"]
+
+
+@final
+class FakeClock:
+    """A clock that moves only when told to (forward only).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise InvalidInput("start", "the fake clock needs an aware datetime")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        """Return the current fake instant (aware UTC)."""
+        return self._now
+
+    def advance(self, by: timedelta) -> datetime:
+        """Move the clock forward by *by* and return the new instant."""
+        if by < timedelta(0):
+            raise InvalidInput("by", "the fake clock only moves forward")
+        self._now += by
+        return self._now
+
+    def set(self, instant: datetime) -> datetime:
+        """Move the clock forward to *instant* and return it."""
+        if instant.tzinfo is None:
+            raise InvalidInput("instant", "the fake clock needs an aware datetime")
+        if instant < self._now:
+            raise InvalidInput("instant", "the fake clock only moves forward")
+        self._now = instant.astimezone(UTC)
+        return self._now
+
+
+@final
+class RecordingSubscriber:
+    """A subscriber that keeps every domain event it receives, in order.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+
+    def __call__(self, event: DomainEvent) -> None:
+        """Record *event*."""
+        self.events.append(event)
