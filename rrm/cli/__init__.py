@@ -54,13 +54,28 @@ def workflows_list(
     path: Annotated[Path | None, typer.Option(help="A folder of definitions.")] = None,
 ) -> None:
     """List the loaded workflows with their size and evidence."""
-    table = Table("workflow", "version", "status", "states", "transitions",
-                  "deadlines", "nominal deadlines", "title")  # fmt: skip
+    table = Table(
+        "workflow",
+        "version",
+        "status",
+        "states",
+        "transitions",
+        "deadlines",
+        "nominal deadlines",
+        "title",
+    )
     for spec in load_workflows(path).specs.values():
         nominal = sum(d.nominal for d in spec.deadlines.values())
-        table.add_row(spec.workflow_id, str(spec.version), spec.status,
-                      str(len(spec.states)), str(len(spec.transitions)),
-                      str(len(spec.deadlines)), str(nominal), spec.title)  # fmt: skip
+        table.add_row(
+            spec.workflow_id,
+            str(spec.version),
+            spec.status,
+            str(len(spec.states)),
+            str(len(spec.transitions)),
+            str(len(spec.deadlines)),
+            str(nominal),
+            spec.title,
+        )
     console.print(table)
 
 

@@ -21,8 +21,14 @@ if TYPE_CHECKING:
 __all__ = ["WEEKDAY_NAMES", "BusinessCalendar"]
 
 WEEKDAY_NAMES = (
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
-)  # fmt: skip
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+)
 
 
 class _Year(NamedTuple):

@@ -8,6 +8,8 @@ transaction and commits. Nothing here reads the wall clock: ``now`` is passed in
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -55,8 +57,6 @@ from rrm.workflow.guards import GUARDS, GuardContext
 from rrm.workflow.machine import decide, validate_payload
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from rrm.workflow.registry import Workflows
     from rrm.workflow.spec import WorkflowSpec
 
@@ -88,6 +88,33 @@ def _when(at: datetime | None, now: datetime, last: datetime | None) -> datetime
             f"({last.isoformat()}); record events in the order they happened",
         )
     return when
+
+
+def _check_payload(payload: object) -> Mapping[str, JSONValue]:
+    """Refuse a payload that is not a JSON object with text keys."""
+    if not isinstance(payload, Mapping) or not all(isinstance(k, str) for k in payload):
+        raise InvalidInput("payload", "must be a mapping of field names to values")
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("payload", f"must hold only JSON values ({exc})") from None
+    return payload
+
+
+def _check_fire(cmd: FireEvent) -> None:
+    if not isinstance(cmd, FireEvent):
+        raise InvalidInput("command", "must be a FireEvent")
+    for name in ("case_id", "event", "role"):
+        _text(name, getattr(cmd, name))
+    _check_payload(cmd.payload)
+    if cmd.at is not None and not isinstance(cmd.at, datetime):
+        raise InvalidInput("at", "must be a datetime with a time zone")
+    if cmd.idempotency_key is not None:
+        _text("idempotency_key", cmd.idempotency_key)
+    if cmd.expected_version is not None and (
+        not isinstance(cmd.expected_version, int) or cmd.expected_version < 1
+    ):
+        raise InvalidInput("expected_version", "must be a case version (1 or more)")
 
 
 def _text(field: str, value: object) -> str:
@@ -249,7 +276,9 @@ def open_case(
     actor = _text("actor", cmd.actor)
     if cmd.role not in opening.roles:
         raise RoleNotAllowed("(new case)", opening.event, cmd.role, opening.roles)
-    validate_payload(opening.payload, cmd.payload)
+    validate_payload(opening.payload, _check_payload(cmd.payload))
+    if cmd.at is not None and not isinstance(cmd.at, datetime):
+        raise InvalidInput("at", "must be a datetime with a time zone")
     at = _when(cmd.at, now, None)
     case = Case(
         case_id=case_id,
@@ -351,6 +380,7 @@ def fire_event(
     uow: UnitOfWork, workflows: Workflows, cmd: FireEvent, *, now: datetime
 ) -> CaseChange | Case:
     """Build the change an event makes, or return the case for a repeated key."""
+    _check_fire(cmd)
     case = uow.cases.get(cmd.case_id)
     if case is None:
         raise CaseNotFound(cmd.case_id)

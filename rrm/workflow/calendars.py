@@ -29,10 +29,26 @@ if TYPE_CHECKING:
 __all__ = ["load_calendar_file", "load_calendars", "parse_calendar"]
 
 _TOP = {"calendar", "recurring", "closures"}
-_HEAD = {"id", "name", "country", "categories", "language", "timezone", "evidence",
-         "source"}  # fmt: skip
-_RECURRING = {"name", "easter_offset", "month", "day", "weekday", "nth", "evidence",
-              "source"}  # fmt: skip
+_HEAD = {
+    "id",
+    "name",
+    "country",
+    "categories",
+    "language",
+    "timezone",
+    "evidence",
+    "source",
+}
+_RECURRING = {
+    "name",
+    "easter_offset",
+    "month",
+    "day",
+    "weekday",
+    "nth",
+    "evidence",
+    "source",
+}
 _CLOSURE = {"date", "reason", "source", "evidence"}
 # Only ordinals that exist in every month, so a rule never silently skips a year.
 _NTH = {1, 2, 3, 4, -1}
@@ -74,8 +90,9 @@ class _Ctx:
             if key not in allowed:
                 raise self.fail(f"{path}{key}", "unknown key")
 
-    def text(self, data: Mapping[str, Any], key: str, path: str, *,
-             required: bool = True) -> str | None:  # fmt: skip
+    def text(
+        self, data: Mapping[str, Any], key: str, path: str, *, required: bool = True
+    ) -> str | None:
         value = data.get(key)
         if value is None and not required:
             return None
@@ -83,8 +100,9 @@ class _Ctx:
             raise self.fail(f"{path}{key}", "must be a non-empty string")
         return value
 
-    def number(self, data: Mapping[str, Any], key: str, path: str,
-               allowed: range | set[int]) -> int:  # fmt: skip
+    def number(
+        self, data: Mapping[str, Any], key: str, path: str, allowed: range | set[int]
+    ) -> int:
         value = data.get(key)
         if (
             not isinstance(value, int)
@@ -196,9 +214,11 @@ def parse_calendar(data: Mapping[str, Any], *, file: str) -> BusinessCalendar:
 
 def _holidays_for_year(source: _Source, year: int) -> Mapping[date, str]:
     found = holidays.country_holidays(
-        source.country, years=year, categories=source.categories,
+        source.country,
+        years=year,
+        categories=source.categories,
         language=source.language,
-    )  # fmt: skip
+    )
     days: dict[date, str] = dict(found.items())
     for extra in source.extra:
         day = extra.when(year)

@@ -95,17 +95,36 @@ def plan_deadlines(
 ) -> tuple[Deadline, ...]:
     """Return every deadline the event opens or closes (new and changed values)."""
     closed = _close(workflow, facts)
-    still_open = {d.key for d in facts.case.deadlines if d.is_open} - {
-        d.key for d in closed
-    }
-    opened = [
-        d
-        for spec in workflow.deadlines.values()
-        if facts.event in spec.opened_by
-        for d in _open(workflow, spec, facts, calendars)
-        if d.key not in still_open
-    ]
+    closed_keys = {d.key for d in closed}
+    # Deadlines still open after the event, by key; anchors resolve against these
+    # and against the ones this event opens, so a clock may count from another
+    # clock the same event starts.
+    live = {k: d for k, d in facts.case.open_deadlines.items() if k not in closed_keys}
+    opened: list[Deadline] = []
+    for spec in _by_anchor_order(workflow):
+        if facts.event not in spec.opened_by:
+            continue
+        for d in _open(workflow, spec, facts, calendars, live):
+            if d.key not in live:
+                live[d.key] = d
+                opened.append(d)
     return (*closed, *opened)
+
+
+def _by_anchor_order(workflow: WorkflowSpec) -> list[DeadlineSpec]:
+    """Return deadline definitions, each anchor before those counting from it."""
+    ordered: list[DeadlineSpec] = []
+    placed: set[str] = set()
+    pending = list(workflow.deadlines.values())
+    while pending:
+        ready = [s for s in pending if s.anchor_deadline in (None, *placed)]
+        if not ready:  # a cycle: the loader rejects these, keep the rest as given
+            ready = pending[:1]
+        for spec in ready:
+            ordered.append(spec)
+            placed.add(spec.key)
+            pending.remove(spec)
+    return ordered
 
 
 def _close(workflow: WorkflowSpec, facts: EventFacts) -> list[Deadline]:
@@ -142,10 +161,11 @@ def _open(
     spec: DeadlineSpec,
     facts: EventFacts,
     calendars: Mapping[str, BusinessCalendar],
+    live: Mapping[str, Deadline],
 ) -> list[Deadline]:
     cal = calendar_for(workflow, spec, facts.case, calendars)
     rule = rule_of(spec)
-    anchor = _anchor(spec, facts)
+    anchor = _anchor(spec, facts, live)
     if anchor is None:
         return []
     if spec.agreed_list is not None:
@@ -193,10 +213,12 @@ def _open(
     ]
 
 
-def _anchor(spec: DeadlineSpec, facts: EventFacts) -> datetime | None:
+def _anchor(
+    spec: DeadlineSpec, facts: EventFacts, live: Mapping[str, Deadline]
+) -> datetime | None:
     if spec.anchor_deadline is None:
         return facts.at
-    base = facts.case.open_deadlines.get(spec.anchor_deadline)
+    base = live.get(spec.anchor_deadline)
     return _last_instant(base) if base is not None else None
 
 

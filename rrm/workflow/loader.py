@@ -537,6 +537,15 @@ def _deadlines(
     for key, spec in out.items():
         if spec.anchor_deadline is not None and spec.anchor_deadline not in out:
             raise ctx.fail(f"deadlines.{key}.anchor", "anchors on an unknown deadline")
+    for key, spec in out.items():
+        seen, current = {key}, spec.anchor_deadline
+        while current is not None:
+            if current in seen:
+                raise ctx.fail(
+                    f"deadlines.{key}.anchor", "deadline anchors form a cycle"
+                )
+            seen.add(current)
+            current = out[current].anchor_deadline
     return out
 
 

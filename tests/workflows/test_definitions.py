@@ -52,10 +52,14 @@ class TestBundled:
         spec = workflows.get("usmca-31a")
         nominal = {k for k, d in spec.deadlines.items() if d.nominal}
         assert nominal == {
-            "panel_composition", "panel_confirmation", "verification_answer",
-            "verification_period", "panel_determination", "remedy_notice",
+            "panel_composition",
+            "panel_confirmation",
+            "verification_answer",
+            "verification_period",
+            "panel_determination",
+            "remedy_notice",
             "remedy_consultations",
-        }  # fmt: skip
+        }
         assert (
             spec.parameters["repeat_threshold_prior_determinations"].evidence.value
             == "R"
@@ -102,24 +106,35 @@ class TestLock:
 
 BROKEN = [
     ("days = 45", "days = -3", "deadlines.respondent_review.days"),
-    ('citation = "USMCA Annex 31-A, Arts. 31-A.3 and 31-A.5"\nevidence = "R"\nnote = "3 business',
-     'evidence = "R"\nnote = "3 business', "deadlines.panel_composition.citation"),
-    ('guards = ["liquidation_not_suspended"]', 'guards = ["eval_anything"]',
-     "guards[0]"),
+    (
+        'citation = "USMCA Annex 31-A, Arts. 31-A.3 and 31-A.5"\nevidence = "R"\nnote = "3 business',
+        'evidence = "R"\nnote = "3 business',
+        "deadlines.panel_composition.citation",
+    ),
+    (
+        'guards = ["liquidation_not_suspended"]',
+        'guards = ["eval_anything"]',
+        "guards[0]",
+    ),
     ('dest = "petition_declined"', 'dest = "limbo"', "dest"),
-    ('roles = ["ilc"]\nlabel = "ILC finds insufficient', 'roles = ["wizard"]\nlabel = "ILC finds insufficient',
-     "roles[0]"),
+    (
+        'roles = ["ilc"]\nlabel = "ILC finds insufficient',
+        'roles = ["wizard"]\nlabel = "ILC finds insufficient',
+        "roles[0]",
+    ),
     ('counting = "business"', 'counting = "lunar"', "counting"),
     ('MX = "mx-federal"', 'MX = "mx-atlantis"', "calendars.MX"),
     ('evidence = "V"', 'evidence = "probably"', "evidence"),
-    ("[states.petition_received]", "[states.petition_received]\nsparkle = true",
-     "states.petition_received.sparkle"),
-]  # fmt: skip
+    (
+        "[states.petition_received]",
+        "[states.petition_received]\nsparkle = true",
+        "states.petition_received.sparkle",
+    ),
+]
 
 
 class TestRejected:
-    @pytest.mark.parametrize(("old", "new", "key"), BROKEN,
-                             ids=[b[2] for b in BROKEN])  # fmt: skip
+    @pytest.mark.parametrize(("old", "new", "key"), BROKEN, ids=[b[2] for b in BROKEN])
     def test_broken_definition_names_file_and_key(self, tmp_path, old, new, key):
         """A definition breaking a rule is rejected with the file and key named."""
         root = copy_tree(tmp_path)
@@ -133,8 +148,11 @@ class TestRejected:
     def test_unreachable_state_is_rejected(self, tmp_path):
         """A state no event leads to is rejected."""
         root = copy_tree(tmp_path)
-        edit(root / "usmca-31a" / "v1.toml", "[states.closed]\n",
-             '[states.orphan]\nlabel = "nobody comes here"\nterminal = true\n\n[states.closed]\n')  # fmt: skip
+        edit(
+            root / "usmca-31a" / "v1.toml",
+            "[states.closed]\n",
+            '[states.orphan]\nlabel = "nobody comes here"\nterminal = true\n\n[states.closed]\n',
+        )
         with pytest.raises(rrm.InvalidWorkflow, match="cannot be reached"):
             load_workflows(root)
 
@@ -155,8 +173,11 @@ class TestRejected:
     def test_opened_deadline_must_be_active_in_destination(self, tmp_path):
         """A deadline opened by an event that leads outside its states is rejected."""
         root = copy_tree(tmp_path)
-        edit(root / "usmca-31a" / "v1.toml", 'active_in = ["petition_received"]',
-             'active_in = ["self_initiated"]')  # fmt: skip
+        edit(
+            root / "usmca-31a" / "v1.toml",
+            'active_in = ["petition_received"]',
+            'active_in = ["self_initiated"]',
+        )
         with pytest.raises(rrm.InvalidWorkflow, match="not listed"):
             load_workflows(root)
 
@@ -165,25 +186,50 @@ class TestVersionPinning:
     def test_case_stays_on_its_version(self, tmp_path, clock, sql_engine_for, samples):
         """A case opened under v1 keeps v1's rules after v2 is added."""
         root = copy_tree(tmp_path)
-        engine = rrm.bootstrap(sql_engine_for(f"sqlite:///{tmp_path / 'a.sqlite'}"),
-                               clock=clock, workflows=root, upgrade=True)  # fmt: skip
-        case = engine.open_case(rrm.OpenCase(
-            workflow="usmca-31a", initiation="request", complainant="US",
-            respondent="MX", facility=samples.FACILITY_MX, claim=samples.MX_CLAIM, external_ref="P-1",
-            actor="a", role="ustr"))  # fmt: skip
+        engine = rrm.bootstrap(
+            sql_engine_for(f"sqlite:///{tmp_path / 'a.sqlite'}"),
+            clock=clock,
+            workflows=root,
+            upgrade=True,
+        )
+        case = engine.open_case(
+            rrm.OpenCase(
+                workflow="usmca-31a",
+                initiation="request",
+                complainant="US",
+                respondent="MX",
+                facility=samples.FACILITY_MX,
+                claim=samples.MX_CLAIM,
+                external_ref="P-1",
+                actor="a",
+                role="ustr",
+            )
+        )
         v2 = root / "usmca-31a" / "v2.toml"
         shutil.copy(root / "usmca-31a" / "v1.toml", v2)
         edit(v2, "version = 1", "version = 2")
         edit(v2, "days = 45", "days = 60")
-        engine2 = rrm.bootstrap(sql_engine_for(f"sqlite:///{tmp_path / 'a.sqlite'}"),
-                                clock=clock, workflows=root)  # fmt: skip
+        engine2 = rrm.bootstrap(
+            sql_engine_for(f"sqlite:///{tmp_path / 'a.sqlite'}"),
+            clock=clock,
+            workflows=root,
+        )
         assert engine2.workflows.get("usmca-31a").version == 2
         reloaded = engine2.get(case.case_id)
         assert reloaded.workflow_version == 1
-        new = engine2.open_case(rrm.OpenCase(
-            workflow="usmca-31a", initiation="request", complainant="US",
-            respondent="MX", facility=samples.FACILITY_MX, claim=samples.MX_CLAIM, external_ref="P-2",
-            actor="a", role="ustr"))  # fmt: skip
+        new = engine2.open_case(
+            rrm.OpenCase(
+                workflow="usmca-31a",
+                initiation="request",
+                complainant="US",
+                respondent="MX",
+                facility=samples.FACILITY_MX,
+                claim=samples.MX_CLAIM,
+                external_ref="P-2",
+                actor="a",
+                role="ustr",
+            )
+        )
         assert new.workflow_version == 2
         old_due = reloaded.open_deadlines["respondent_review"].due_date
         new_due = new.open_deadlines["respondent_review"].due_date
