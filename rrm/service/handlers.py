@@ -11,7 +11,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rrm.domain.case import (
     GENESIS_HASH,
@@ -243,6 +243,74 @@ def _merge(case: Case, changed: tuple[Deadline, ...]) -> tuple[Deadline, ...]:
     return tuple(sorted(by_id.values(), key=lambda d: (d.opened_seq, d.key)))
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Record:
+    """What one history entry says happened."""
+
+    event: str
+    actor: str
+    role: str
+    reason: str
+    payload: Mapping[str, JSONValue]
+    at: datetime
+    key: str | None = None
+
+
+def _append(
+    uow: UnitOfWork,
+    case: Case,
+    record: _Record,
+    *,
+    now: datetime,
+    deadlines: tuple[Deadline, ...] = (),
+    officers: tuple[Officer, ...] | None = None,
+    determined: bool = False,
+    **changes: Any,
+) -> CaseChange:
+    """Build the change that appends *record* to an existing case's history."""
+    seq = case.version + 1
+    after = dataclasses.replace(
+        case,
+        version=seq,
+        updated_at=now,
+        last_event_at=record.at,
+        deadlines=_merge(case, deadlines),
+        officers=case.officers if officers is None else officers,
+        **changes,
+    )
+    entry = _entry(
+        after,
+        prev_hash=uow.cases.last_hash(case.case_id),
+        seq=seq,
+        event=record.event,
+        from_state=case.state,
+        actor=record.actor,
+        role=record.role,
+        reason=record.reason,
+        payload=record.payload,
+        at=record.at,
+        now=now,
+        key=record.key,
+    )
+    determination = None
+    if determined:
+        determination = Determination(
+            case_id=case.case_id,
+            facility_id=case.facility.facility_id,
+            owner=case.facility.owner,
+            determined_at=record.at,
+            seq=seq,
+        )
+    return CaseChange(
+        case=after,
+        expected_version=case.version,
+        entry=entry,
+        deadlines=deadlines,
+        officers=officers,
+        determination=determination,
+    )
+
+
 def open_case(
     uow: UnitOfWork, workflows: Workflows, cmd: OpenCase, *, case_id: str, now: datetime
 ) -> CaseChange:
@@ -392,11 +460,8 @@ def fire_event(
                     "idempotency_key", f"already used for event {seen.event!r}"
                 )
             return case
-    case = (
-        _load(uow, cmd.case_id, cmd.expected_version)
-        if (cmd.expected_version is not None)
-        else case
-    )
+    if cmd.expected_version is not None and cmd.expected_version != case.version:
+        raise ConcurrencyConflict(case.case_id, cmd.expected_version, case.version)
     actor = _text("actor", cmd.actor)
     at = _when(cmd.at, now, case.last_event_at)
     spec = workflows.get(case.workflow_id, case.workflow_version)
@@ -425,56 +490,32 @@ def fire_event(
         merged = dict(flags) if isinstance(flags, dict) else {}
         merged.update(t.flags)
         attrs["flags"] = merged
-    seq = case.version + 1
     facts = EventFacts(
         case=case,
         event=cmd.event,
         to_state=decision.to_state,
         payload=cmd.payload,
         at=at,
-        seq=seq,
+        seq=case.version + 1,
     )
-    changed = plan_deadlines(spec, facts, workflows.calendars)
-    after = dataclasses.replace(
-        case,
-        state=decision.to_state,
-        version=seq,
-        attributes=attrs,
-        updated_at=now,
-        last_event_at=at,
-        deadlines=_merge(case, changed),
-    )
-    entry = _entry(
-        after,
-        prev_hash=uow.cases.last_hash(case.case_id),
-        seq=seq,
+    record = _Record(
         event=cmd.event,
-        from_state=case.state,
         actor=actor,
         role=cmd.role,
         reason=cmd.reason,
         payload=cmd.payload,
         at=at,
-        now=now,
         key=cmd.idempotency_key,
     )
-    determination = (
-        Determination(
-            case_id=case.case_id,
-            facility_id=case.facility.facility_id,
-            owner=case.facility.owner,
-            determined_at=at,
-            seq=seq,
-        )
-        if determined
-        else None
-    )
-    return CaseChange(
-        case=after,
-        expected_version=case.version,
-        entry=entry,
-        deadlines=changed,
-        determination=determination,
+    return _append(
+        uow,
+        case,
+        record,
+        now=now,
+        deadlines=plan_deadlines(spec, facts, workflows.calendars),
+        determined=determined,
+        state=decision.to_state,
+        attributes=attrs,
     )
 
 
@@ -525,31 +566,10 @@ def change_deadline(
             spec, case, deadline, at=at, calendars=workflows.calendars
         )
     payload["new_due"] = changed[0].due_date.isoformat()
-    seq = case.version + 1
-    after = dataclasses.replace(
-        case,
-        version=seq,
-        updated_at=now,
-        last_event_at=at,
-        deadlines=_merge(case, changed),
+    record = _Record(
+        event=event, actor=actor, role=cmd.role, reason=reason, payload=payload, at=at
     )
-    entry = _entry(
-        after,
-        prev_hash=uow.cases.last_hash(case.case_id),
-        seq=seq,
-        event=event,
-        from_state=case.state,
-        actor=actor,
-        role=cmd.role,
-        reason=reason,
-        payload=payload,
-        at=at,
-        now=now,
-        key=None,
-    )
-    return CaseChange(
-        case=after, expected_version=case.version, entry=entry, deadlines=changed
-    )
+    return _append(uow, case, record, now=now, deadlines=changed)
 
 
 def assign_officers(
@@ -566,32 +586,17 @@ def assign_officers(
     kept = [o for o in case.officers if o.officer_id not in set(cmd.remove)]
     keys = {(o.officer_id, o.role) for o in cmd.assign}
     officers = (*[o for o in kept if (o.officer_id, o.role) not in keys], *cmd.assign)
-    seq = case.version + 1
-    after = dataclasses.replace(
-        case,
-        version=seq,
-        updated_at=now,
-        officers=officers,
-        last_event_at=max(now, case.last_event_at),
-    )
     payload: dict[str, JSONValue] = {
         "assigned": [f"{o.officer_id}:{o.role}" for o in cmd.assign],
         "removed": list(cmd.remove),
     }
-    entry = _entry(
-        after,
-        prev_hash=uow.cases.last_hash(case.case_id),
-        seq=seq,
+    at = max(now, case.last_event_at)
+    record = _Record(
         event="officers_assigned",
-        from_state=case.state,
         actor=actor,
         role=cmd.role,
         reason=cmd.reason,
         payload=payload,
-        at=after.last_event_at,
-        now=now,
-        key=None,
+        at=at,
     )
-    return CaseChange(
-        case=after, expected_version=case.version, entry=entry, officers=officers
-    )
+    return _append(uow, case, record, now=now, officers=officers)
