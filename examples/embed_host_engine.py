@@ -35,6 +35,7 @@ case = engine.open_case(
         ),
         claim=rrm.Claim(basis="annex_23a_legislation", sector_category="manufacturing"),
         external_ref="HOST-TICKET-42",
+        payload={"submitter_category": "organization_in_canada"},
         actor="officer:nao-1",
         role="nao",
     )

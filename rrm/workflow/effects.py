@@ -19,11 +19,14 @@ if TYPE_CHECKING:
 
 __all__ = ["EFFECTS", "LIQUIDATION_CONDITIONS", "EffectContext", "EffectOutcome"]
 
-# 19 U.S.C. 4692(b): the three conditions on which suspended liquidation resumes.
+# 19 U.S.C. 4692(b): the three statutory conditions on which suspended liquidation
+# resumes, plus "policy" for a resumption no statutory condition fits (for example
+# after the respondent's own no-denial finding is accepted).
 LIQUIDATION_CONDITIONS = (
     "no_dor_by_panel",
     "agreed_remediation_completed_on_time",
     "otherwise_remedied",
+    "policy",
 )
 
 
@@ -85,7 +88,7 @@ def _suspend(ctx: EffectContext) -> EffectOutcome:
     )
 
 
-@_register("liquidation_resumed", args=LIQUIDATION_CONDITIONS)
+@_register("liquidation_resumed", args=None)
 def _resume(ctx: EffectContext) -> EffectOutcome:
     liq = _dict(ctx, "liquidation")
     periods = liq.get("periods")
@@ -93,12 +96,16 @@ def _resume(ctx: EffectContext) -> EffectOutcome:
         # Nothing to resume: liquidation was never suspended in this case.
         return EffectOutcome()
     condition = ctx.arg or ctx.payload.get("condition")
-    if condition is None:
-        # No statutory condition named: resuming is a policy decision left open.
+    basis = ctx.payload.get("basis")
+    if condition is None and basis is None:
+        # Nothing said about resuming; the guard liquidation_basis_given makes
+        # closing transitions say it whenever liquidation is suspended.
         return EffectOutcome()
     last = dict(periods[-1]) if isinstance(periods[-1], dict) else {}
     last.update(
-        resumed_at=_iso(ctx.at), condition=condition, resumption_basis=ctx.citation
+        resumed_at=_iso(ctx.at),
+        condition=condition,
+        resumption_basis=basis or ctx.citation,
     )
     periods[-1] = last
     return EffectOutcome(

@@ -70,8 +70,9 @@ def _covered_facility(ctx: GuardContext) -> Rejection | None:
     if sector in PRIORITY_SECTORS:
         return None
     return Rejection(
-        reason="the facility must be in a Priority Sector (manufacturing, services "
-        f"or mining) to be a Covered Facility; the claim says {sector!r}",
+        reason="a Covered Facility must be in a Priority Sector (manufacturing, "
+        f"services or mining); the claim says {sector!r}. (The trade prong of the "
+        "definition is not checked by RRM.)",
     )
 
 
@@ -186,3 +187,17 @@ def _milestone_open(ctx: GuardContext) -> Rejection | None:
     if isinstance(item, dict) and item.get("status") == "met":
         return Rejection(reason=f"milestone {index} is already recorded as met")
     return None
+
+
+@register("liquidation_basis_given")
+def _basis_given(ctx: GuardContext) -> Rejection | None:
+    # A case must not close with liquidation (or settlement) silently left
+    # suspended: the officer says on which basis it resumes.
+    if _liquidation_status(ctx) != "suspended":
+        return None
+    if ctx.payload.get("condition") or ctx.payload.get("basis"):
+        return None
+    return Rejection(
+        reason="liquidation is suspended for this facility; say on which basis it "
+        "resumes (payload 'condition' or 'basis') before closing",
+    )

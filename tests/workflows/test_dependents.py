@@ -155,6 +155,7 @@ class TestDependents:
             "deadline": "first",
             "previous_due": "2025-01-16",
             "new_due": "2025-01-30",
+            "moved": {"second": "2025-02-07", "third": "2025-02-09"},
         }
 
     def test_tolling_recomputes_the_chain(self, chain_engine, clock):
@@ -189,3 +190,24 @@ class TestCycles:
         (folder / "chain" / "v1.toml").write_text(text)
         with pytest.raises(rrm.InvalidWorkflow, match="cycle"):
             rrm.load_workflows(folder)
+
+
+class TestAgreedDependents:
+    def test_moving_the_anchor_never_shortens_an_agreed_extension(
+        self, chain_engine, clock
+    ):
+        """A dependent extended by agreement keeps its date when its anchor moves slightly."""
+        case = open_chain(chain_engine)
+        common = {
+            "case_id": case.case_id,
+            "actor": "a",
+            "role": "officer",
+            "reason": "agreed",
+        }
+        chain_engine.extend(
+            rrm.ExtendDeadline(key="second", new_date=date(2025, 3, 31), **common)
+        )
+        case = chain_engine.extend(
+            rrm.ExtendDeadline(key="first", new_date=date(2025, 1, 17), **common)
+        )
+        assert case.open_deadlines["second"].due_date == date(2025, 3, 31)

@@ -92,6 +92,7 @@ def test_random_event_sequences_keep_invariants(data, workflows):
                 external_ref="P",
                 actor="a",
                 role=opening.roles[0],
+                payload=payload_for(opening, clock, data.draw),
             )
         )
         check_invariants(engine, spec, case.case_id)

@@ -126,7 +126,11 @@ def vu(rec: dict[str, Any]) -> list[Step]:
             "2023-10-10",
             "facility_closed",
             "ustr",
-            {"date_precision": "approx", "note": "Warren News ref 2310100066"},
+            {
+                "date_precision": "approx",
+                "note": "Warren News ref 2310100066",
+                "condition": "policy",
+            },
         ),
     ]
 
@@ -261,6 +265,18 @@ def instant(day: str) -> datetime:
     )
 
 
+def opening_payload(rec: dict[str, Any], opening: str, when: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    if not rec.get(when):
+        payload.update(
+            date_precision="month", note="petition filed early in that month"
+        )
+    if opening == "claim":
+        # Unifor, the first petitioner, is a union established in Canada.
+        payload["submitter_category"] = "organization_in_canada"
+    return payload
+
+
 def replay(engine: rrm.CaseEngine, case_id: str) -> rrm.Case:
     rec = RECORDS[case_id]
     workflow, opening, role, when, complainant, steps = REPLAYS[case_id]
@@ -295,12 +311,7 @@ def replay(engine: rrm.CaseEngine, case_id: str) -> rrm.Case:
             actor=f"import:{role}",
             role=role,
             at=instant(opened_on),
-            payload={}
-            if rec.get(when)
-            else {
-                "date_precision": "month",
-                "note": "petition filed early in that month",
-            },
+            payload=opening_payload(rec, opening, when),
         )
     )
     for day, event, actor_role, payload in steps(rec):

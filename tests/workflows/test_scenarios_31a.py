@@ -162,8 +162,13 @@ class TestRemediation:
     def test_facility_closure_ends_case(self, open_case):
         """A facility that closes during remediation ends the case (Manufacturas VU)."""
         steps = self._plan(open_case, "2025-05-30")
-        steps.fire("facility_closed", "ustr")
+        with pytest.raises(rrm.GuardRejected, match="liquidation is suspended"):
+            steps.fire("facility_closed", "ustr")
+        steps.fire("facility_closed", "ustr", condition="policy")
         assert steps.state == "closed_facility_closed"
+        assert (
+            steps.case.attributes["liquidation"]["periods"][-1]["condition"] == "policy"
+        )
         assert steps.case.open_deadlines == {}
 
     def test_unknown_milestone_is_refused(self, open_case):
@@ -259,7 +264,14 @@ class TestPanel:
         """The Parties may settle while the panel deliberates."""
         steps = to_panel(open_case)
         steps.fire("panel_constituted", "secretariat")
-        steps.fire("settled", "ustr", condition="otherwise_remedied")
+        with pytest.raises(rrm.RoleNotAllowed):
+            steps.fire("settled", "respondent", condition="otherwise_remedied")
+        steps.fire(
+            "settled",
+            "ustr",
+            condition="otherwise_remedied",
+            respondent_agreement="Mexican note of 2025-02-01",
+        )
         assert steps.state == "withdrawn_settled"
         assert steps.case.attributes["liquidation"]["status"] == "resumed"
 
@@ -284,8 +296,8 @@ class TestPanel:
         steps = to_panel(open_case)
         steps.fire("panel_constituted", "secretariat")
         steps.fire("panel_finds_denial", "panel")
-        steps.fire("no_remedy_elected", "ustr", condition="otherwise_remedied")
-        assert steps.state == "closed_remediated"
+        steps.fire("no_remedy_elected", "ustr", condition="policy")
+        assert steps.state == "closed_no_remedy"
 
 
 def same_owner(n: int) -> rrm.Facility:
@@ -316,3 +328,56 @@ class TestRepeatOffender:
         third.fire("remedies_noticed", "ustr", remedies=["denial_of_entry"])
         assert third.state == "remedies_noticed"
         assert third.case.facility.owner == "Grupo Reincidente"
+
+
+class TestReviewedPaths:
+    def test_ustr_certifies_no_panel_while_remediation_runs(self, open_case):
+        """USTR can meet its 60-day panel decision during remediation without leaving it."""
+        steps = open_case(initiation="petition", role="dol")
+        steps.fire("ilc_affirmative", "ilc")
+        steps.fire("request_for_review", "ustr")
+        steps.fire("respondent_finds_denial", "respondent")
+        steps.fire("ustr_certifies_no_panel", "ustr", reasons="remediation under way")
+        assert steps.state == "remediation_negotiation"
+        decision = steps.case.deadline("ustr_panel_decision")
+        assert decision.status is DeadlineStatus.MET
+
+    def test_late_acceptance_is_recorded(self, open_case):
+        """Mexico may still agree after its 10 days lapsed; the case returns to review."""
+        steps = open_case()
+        steps.fire("respondent_answer_lapsed", "system", after=timedelta(days=11))
+        steps.fire("respondent_agrees_late", "respondent")
+        assert steps.state == "respondent_reviewing"
+        assert steps.case.attributes["flags"]["late_acceptance"] == "yes"
+
+    def test_petition_withdrawn_but_not_closed_by_ustr(self, open_case):
+        """Before the ILC decides, a petition can be withdrawn but not closed as a case."""
+        steps = open_case(initiation="petition", role="dol")
+        with pytest.raises(rrm.TransitionNotAllowed):
+            steps.fire("case_closed", "ustr")
+        steps.fire("petition_withdrawn", "dol")
+        assert steps.state == "withdrawn"
+
+    def test_respondent_cannot_agree_a_plan_alone(self, open_case):
+        """Only the complainant records an agreed course of remediation."""
+        steps = open_case()
+        steps.fire("respondent_finds_denial", "respondent")
+        with pytest.raises(rrm.RoleNotAllowed):
+            steps.fire("remediation_plan_agreed", "respondent", due="2025-06-30")
+
+    def test_statutory_condition_cannot_be_picked_freely(self, open_case):
+        """'No denial by panel' cannot be chosen by hand; only the panel's finding sets it."""
+        steps = open_case()
+        steps.fire("suspend_liquidation", "ustr")
+        with pytest.raises(rrm.InvalidInput, match="condition"):
+            steps.fire("resume_liquidation", "ustr", condition="no_dor_by_panel")
+
+    def test_respondent_may_seek_review_of_remediation(self, open_case):
+        """With remedies in force, Mexico may seek a review of remediation."""
+        steps = to_panel(open_case)
+        steps.fire("panel_constituted", "secretariat")
+        steps.fire("panel_finds_denial", "panel")
+        steps.fire("remedies_noticed", "ustr", remedies=["penalties"])
+        steps.fire("remedies_imposed", "ustr", after=timedelta(days=10))
+        steps.fire("remediation_review_requested", "respondent")
+        assert steps.state == "remediation_dispute"

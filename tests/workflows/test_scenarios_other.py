@@ -56,7 +56,7 @@ class TestMexicoComplainant:
 
 
 class TestAnnex31B:
-    def _claim(self, open_case, samples):
+    def _claim(self, open_case, samples):  # a union established in Canada files
         return open_case(
             "usmca-31b",
             "claim",
@@ -65,6 +65,7 @@ class TestAnnex31B:
             respondent="MX",
             facility=samples.FACILITY_MX,
             claim=samples.MX_CLAIM,
+            payload={"submitter_category": "organization_in_canada"},
         )
 
     def test_nao_declines_claim(self, open_case, samples):
