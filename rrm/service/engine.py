@@ -5,15 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, final
 
 import structlog
 
-from rrm.domain.case import Case, Deadline, HistoryEntry, verify_chain
+from rrm.domain.case import Case, Deadline, HistoryEntry, require_aware, verify_chain
 from rrm.domain.deadlines import local_date
 from rrm.domain.events import CaseOpened, DeadlineChanged, DomainEvent, TransitionFired
-from rrm.errors import CaseNotFound, InvalidInput
+from rrm.errors import CaseNotFound, ConcurrencyConflict, InvalidInput
 from rrm.service import handlers
 from rrm.service.ports import CaseChange, CaseQuery, DeadlineQuery, UnitOfWorkFactory
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
         ResumeDeadline,
     )
     from rrm.workflow.registry import Workflows
+
+_MAX_DAYS = 3660
 
 __all__ = ["CaseEngine", "ChainReport", "Subscriber"]
 
@@ -75,6 +77,10 @@ class CaseEngine:
         self._subscribers = list(subscribers)
         self._new_id = id_factory or (lambda: uuid.uuid4().hex)
 
+    def _now(self) -> datetime:
+        # One reading per use case, normalised: the history hash covers UTC text.
+        return require_aware("now", self.clock.now()).astimezone(UTC)
+
     def subscribe(self, subscriber: Subscriber) -> None:
         """Add a callback that receives domain events after each commit."""
         self._subscribers.append(subscriber)
@@ -88,7 +94,7 @@ class CaseEngine:
             InvalidInput, WorkflowNotFound, CaseAlreadyExists, RoleNotAllowed,
             GuardRejected: Nothing is written.
         """
-        now = self.clock.now()
+        now = self._now()
         with self._uow() as uow:
             change = handlers.open_case(
                 uow, self.workflows, cmd, case_id=self._new_id(), now=now
@@ -105,13 +111,24 @@ class CaseEngine:
             CaseNotFound, TransitionNotAllowed, RoleNotAllowed, GuardRejected,
             ConcurrencyConflict, InvalidInput: Nothing is written.
         """
-        now = self.clock.now()
-        with self._uow() as uow:
-            result = handlers.fire_event(uow, self.workflows, cmd, now=now)
-            if isinstance(result, Case):
-                return result
-            uow.cases.apply(result)
-            uow.commit()
+        now = self._now()
+        try:
+            with self._uow() as uow:
+                result = handlers.fire_event(uow, self.workflows, cmd, now=now)
+                if isinstance(result, Case):
+                    return result
+                uow.cases.apply(result)
+                uow.commit()
+        except ConcurrencyConflict:
+            # A retry racing the original under the same idempotency key: once the
+            # original has committed, the retry is answered with its result.
+            if cmd.idempotency_key is None or cmd.expected_version is not None:
+                raise
+            with self._uow() as uow:
+                retried = handlers.fire_event(uow, self.workflows, cmd, now=now)
+            if not isinstance(retried, Case):
+                raise
+            return retried
         self._after(result)
         return result.case
 
@@ -129,7 +146,7 @@ class CaseEngine:
 
     def assign(self, cmd: AssignOfficers) -> Case:
         """Assign officers to a case or remove them."""
-        now = self.clock.now()
+        now = self._now()
         with self._uow() as uow:
             change = handlers.assign_officers(uow, self.workflows, cmd, now=now)
             uow.cases.apply(change)
@@ -140,7 +157,7 @@ class CaseEngine:
     def _change_deadline(
         self, cmd: ExtendDeadline | PauseDeadline | ResumeDeadline
     ) -> Case:
-        now = self.clock.now()
+        now = self._now()
         with self._uow() as uow:
             change = handlers.change_deadline(uow, self.workflows, cmd, now=now)
             uow.cases.apply(change)
@@ -172,6 +189,8 @@ class CaseEngine:
         limit: int | None = None,
     ) -> list[Case]:
         """Return cases by state, workflow, facility or officer, newest first."""
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise InvalidInput("limit", "must be a whole number from 1")
         query = CaseQuery(
             state=state,
             workflow_id=workflow,
@@ -208,29 +227,42 @@ class CaseEngine:
 
         Business days are counted in each deadline's own calendar, from today in
         that calendar's time zone.
+
+        Raises:
+            InvalidInput: If *within* is not a number of days from 0 to 3660, or
+                *unit* is neither "calendar" nor "business".
         """
-        if within < 0:
-            raise InvalidInput("within", "must be zero or more days")
-        now = self.clock.now()
+        if type(within) is not int or not 0 <= within <= _MAX_DAYS:
+            raise InvalidInput(
+                "within", f"must be a whole number of days, 0 to {_MAX_DAYS}"
+            )
+        if unit not in {"calendar", "business"}:
+            raise InvalidInput("unit", "must be 'calendar' or 'business'")
+        now = self._now()
         # Business days never outrun calendar days by more than weekends and
-        # holidays; this bound only narrows the query, the exact test follows.
-        bound = now + timedelta(
-            days=within * 2 + 21 if unit == "business" else within + 1
+        # holidays, and a local day may last 25 hours: the bound only narrows the
+        # query, the exact test on each deadline's own calendar follows.
+        span = within * 2 + 21 if unit == "business" else within + 2
+        query = DeadlineQuery(
+            due_before=now + timedelta(days=span), officer_id=officer_id
         )
-        query = DeadlineQuery(due_before=bound, officer_id=officer_id)
         with self._uow() as uow:
             candidates = uow.cases.open_deadlines(query)
-        return [d for d in candidates if d.due_date <= self._horizon(d, within, unit)]
+        return [
+            d for d in candidates if d.due_date <= self._horizon(d, now, within, unit)
+        ]
 
-    def _horizon(self, d: Deadline, within: int, unit: str) -> date:
-        today = local_date(self.clock.now(), d.timezone)
+    def _horizon(self, d: Deadline, now: datetime, within: int, unit: str) -> date:
+        today = local_date(now, d.timezone)
         if unit == "calendar":
             return today + timedelta(days=within)
         return self.workflows.calendar(d.calendar_id).add_business_days(today, within)
 
     def overdue(self, *, officer_id: str | None = None) -> list[Deadline]:
-        """Return open deadlines whose due date has passed."""
-        query = DeadlineQuery(due_before=self.clock.now(), officer_id=officer_id)
+        """Return open deadlines that have lapsed (their due instant has come)."""
+        # A deadline has lapsed once now >= due_at; the query bound is exclusive.
+        bound = self._now() + timedelta(microseconds=1)
+        query = DeadlineQuery(due_before=bound, officer_id=officer_id)
         with self._uow() as uow:
             return uow.cases.open_deadlines(query)
 

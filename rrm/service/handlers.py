@@ -8,26 +8,21 @@ transaction and commits. Nothing here reads the wall clock: ``now`` is passed in
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rrm.domain.case import (
     GENESIS_HASH,
     Case,
     Deadline,
+    DeadlineStatus,
     Facility,
     HistoryEntry,
     JSONValue,
     Officer,
-    Party,
     entry_hash,
-    require_aware,
 )
 from rrm.domain.commands import (
     AssignOfficers,
-    Claim,
     ExtendDeadline,
     FireEvent,
     OpenCase,
@@ -44,6 +39,7 @@ from rrm.errors import (
     RoleNotAllowed,
     TransitionNotAllowed,
 )
+from rrm.service import validation as v
 from rrm.service.ports import CaseChange, Determination, UnitOfWork
 from rrm.workflow.clocks import (
     EventFacts,
@@ -57,123 +53,31 @@ from rrm.workflow.guards import GUARDS, GuardContext
 from rrm.workflow.machine import decide, validate_payload
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
     from rrm.workflow.registry import Workflows
     from rrm.workflow.spec import WorkflowSpec
 
 __all__ = [
-    "CLAIM_BASES",
     "assign_officers",
     "change_deadline",
     "fire_event",
     "open_case",
 ]
 
-CLAIM_BASES = frozenset(
-    {"annex_23a_legislation", "enforced_nlrb_order", "canadian_legislation"}
-)
-
-
-def _when(at: datetime | None, now: datetime, last: datetime | None) -> datetime:
-    """Validate the instant an event happened: aware, not future, not out of order."""
-    if at is None:
-        when = now
-    else:
-        when = require_aware("at", at).astimezone(UTC)
-        if when > now:
-            raise InvalidInput("at", f"{when.isoformat()} is in the future")
-    if last is not None and when < last:
-        raise InvalidInput(
-            "at",
-            f"{when.isoformat()} is before the case's last event "
-            f"({last.isoformat()}); record events in the order they happened",
-        )
-    return when
-
-
-def _check_payload(payload: object) -> Mapping[str, JSONValue]:
-    """Refuse a payload that is not a JSON object with text keys."""
-    if not isinstance(payload, Mapping) or not all(isinstance(k, str) for k in payload):
-        raise InvalidInput("payload", "must be a mapping of field names to values")
-    try:
-        json.dumps(payload, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput("payload", f"must hold only JSON values ({exc})") from None
-    return payload
-
 
 def _check_fire(cmd: FireEvent) -> None:
     if not isinstance(cmd, FireEvent):
         raise InvalidInput("command", "must be a FireEvent")
-    for name in ("case_id", "event", "role"):
-        _text(name, getattr(cmd, name))
-    _check_payload(cmd.payload)
-    if cmd.at is not None and not isinstance(cmd.at, datetime):
-        raise InvalidInput("at", "must be a datetime with a time zone")
+    for name in ("case_id", "event", "role", "actor"):
+        v.text(name, getattr(cmd, name))
+    v.optional_text("reason", cmd.reason)
+    v.check_payload(cmd.payload)
+    v.check_at("at", cmd.at)
     if cmd.idempotency_key is not None:
-        _text("idempotency_key", cmd.idempotency_key)
-    if cmd.expected_version is not None and (
-        not isinstance(cmd.expected_version, int) or cmd.expected_version < 1
-    ):
-        raise InvalidInput("expected_version", "must be a case version (1 or more)")
-
-
-def _text(field: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field, "is required and must be non-empty text")
-    return value.strip()
-
-
-def _party(field: str, value: Party | str) -> Party:
-    try:
-        return Party(value)
-    except ValueError:
-        raise InvalidInput(field, f"{value!r} is not a Party (US, MX or CA)") from None
-
-
-def _check_facility(facility: Facility, respondent: Party) -> Facility:
-    if not isinstance(facility, Facility):
-        raise InvalidInput("facility", "must be a Facility")
-    for name in ("facility_id", "name", "owner"):
-        _text(f"facility.{name}", getattr(facility, name))
-    country = _party("facility.country", facility.country)
-    if country is not respondent:
-        raise InvalidInput(
-            "facility.country",
-            f"the facility is in {country}, but the respondent Party is {respondent}; "
-            "a request concerns a facility in the respondent's territory",
-        )
-    return dataclasses.replace(facility, country=country)
-
-
-def _claim_attributes(claim: Claim) -> dict[str, JSONValue]:
-    if not isinstance(claim, Claim):
-        raise InvalidInput("claim", "must be a Claim")
-    if claim.basis not in CLAIM_BASES:
-        raise InvalidInput(
-            "claim.basis", f"must be one of {', '.join(sorted(CLAIM_BASES))}"
-        )
-    _text("claim.sector_category", claim.sector_category)
-    return {
-        "basis": claim.basis,
-        "sector_category": claim.sector_category,
-        "legal_provisions": list(claim.legal_provisions),
-        "nlrb_order": claim.nlrb_order,
-        "alleged_conduct_from": (
-            claim.alleged_conduct_from.isoformat()
-            if claim.alleged_conduct_from
-            else None
-        ),
-    }
-
-
-def _check_officers(officers: tuple[Officer, ...], spec: WorkflowSpec) -> None:
-    for i, o in enumerate(officers):
-        _text(f"officers[{i}].officer_id", o.officer_id)
-        if o.role not in spec.roles:
-            raise InvalidInput(
-                f"officers[{i}].role",
-                f"unknown role {o.role!r}; roles: {', '.join(spec.roles)}",
-            )
+        v.text("idempotency_key", cmd.idempotency_key)
+    v.check_expected_version(cmd.expected_version)
 
 
 def _entry(
@@ -315,9 +219,14 @@ def open_case(
     uow: UnitOfWork, workflows: Workflows, cmd: OpenCase, *, case_id: str, now: datetime
 ) -> CaseChange:
     """Validate an ``OpenCase`` command and build the change that opens the case."""
-    spec = workflows.get(_text("workflow", cmd.workflow), cmd.workflow_version)
-    complainant = _party("complainant", cmd.complainant)
-    respondent = _party("respondent", cmd.respondent)
+    if not isinstance(cmd, OpenCase):
+        raise InvalidInput("command", "must be an OpenCase")
+    version = cmd.workflow_version
+    if version is not None and type(version) is not int:
+        raise InvalidInput("workflow_version", "must be a whole number")
+    spec = workflows.get(v.text("workflow", cmd.workflow), version)
+    complainant = v.party("complainant", cmd.complainant)
+    respondent = v.party("respondent", cmd.respondent)
     direction = spec.direction(complainant, respondent)
     if direction is None:
         pairs = ", ".join(f"{d.complainant}→{d.respondent}" for d in spec.directions)
@@ -326,28 +235,30 @@ def open_case(
             f"workflow {spec.workflow_id} covers {pairs}, "
             f"not {complainant}→{respondent}",
         )
-    opening = spec.openings.get(cmd.initiation)
-    if opening is None or cmd.initiation not in direction.openings:
+    initiation = v.text("initiation", cmd.initiation)
+    opening = spec.openings.get(initiation)
+    if opening is None or initiation not in direction.openings:
         raise InvalidInput(
             "initiation",
-            f"{cmd.initiation!r} is not a way to open a {complainant}→{respondent} "
+            f"{initiation!r} is not a way to open a {complainant}→{respondent} "
             f"case; use one of {', '.join(direction.openings)}",
         )
-    ref = _text("external_ref", cmd.external_ref)
+    ref = v.text("external_ref", cmd.external_ref)
+    facility = v.check_facility(cmd.facility, respondent)
+    petitioners = v.check_petitioners(cmd.petitioners)
+    officers = v.check_officers(cmd.officers, spec)
+    attributes: dict[str, JSONValue] = {"claim": v.check_claim(cmd.claim)}
+    actor = v.text("actor", cmd.actor)
+    reason = v.optional_text("reason", cmd.reason)
+    role = v.text("role", cmd.role)
+    if role not in opening.roles:
+        raise RoleNotAllowed("(new case)", opening.event, role, opening.roles)
+    validate_payload(opening.payload, v.check_payload(cmd.payload))
+    at = v.when(cmd.at, now, None)
     existing = uow.cases.get_by_ref(ref)
     if existing is not None:
         raise CaseAlreadyExists(ref, existing.case_id)
-    facility = _check_facility(cmd.facility, respondent)
-    for i, p in enumerate(cmd.petitioners):
-        _text(f"petitioners[{i}].name", p.name)
-    _check_officers(cmd.officers, spec)
-    actor = _text("actor", cmd.actor)
-    if cmd.role not in opening.roles:
-        raise RoleNotAllowed("(new case)", opening.event, cmd.role, opening.roles)
-    validate_payload(opening.payload, _check_payload(cmd.payload))
-    if cmd.at is not None and not isinstance(cmd.at, datetime):
-        raise InvalidInput("at", "must be a datetime with a time zone")
-    at = _when(cmd.at, now, None)
+    _check_registry(uow, facility)
     case = Case(
         case_id=case_id,
         external_ref=ref,
@@ -357,11 +268,11 @@ def open_case(
         version=1,
         complainant=complainant,
         respondent=respondent,
-        initiation=cmd.initiation,
+        initiation=initiation,
         facility=facility,
-        petitioners=tuple(cmd.petitioners),
-        officers=tuple(cmd.officers),
-        attributes={"claim": _claim_attributes(cmd.claim)},
+        petitioners=petitioners,
+        officers=officers,
+        attributes=attributes,
         opened_at=at,
         updated_at=now,
         last_event_at=at,
@@ -404,8 +315,8 @@ def open_case(
         event=opening.event,
         from_state=None,
         actor=actor,
-        role=cmd.role,
-        reason=cmd.reason,
+        role=role,
+        reason=reason,
         payload=cmd.payload,
         at=at,
         now=now,
@@ -416,8 +327,25 @@ def open_case(
         expected_version=0,
         entry=entry,
         deadlines=deadlines,
-        officers=tuple(cmd.officers),
+        officers=officers,
     )
+
+
+def _check_registry(uow: UnitOfWork, facility: Facility) -> None:
+    """Refuse a facility id already registered under another owner or country.
+
+    The registry counts repeat determinations by facility and owner; silently
+    rewriting a registered facility would change earlier cases' counts.
+    """
+    known = uow.cases.facility(facility.facility_id)
+    if known is None:
+        return
+    if (known.owner, known.country) != (facility.owner, facility.country):
+        raise InvalidInput(
+            "facility",
+            f"facility {facility.facility_id!r} is registered with owner "
+            f"{known.owner!r} in {known.country}; use that owner, or a new facility id",
+        )
 
 
 def _load(uow: UnitOfWork, case_id: str, expected: int | None) -> Case:
@@ -455,15 +383,16 @@ def fire_event(
     if cmd.idempotency_key is not None:
         seen = uow.cases.entry_by_idempotency_key(case.case_id, cmd.idempotency_key)
         if seen is not None:
-            if seen.event != cmd.event:
+            if seen.event != cmd.event or dict(seen.payload) != dict(cmd.payload):
                 raise InvalidInput(
-                    "idempotency_key", f"already used for event {seen.event!r}"
+                    "idempotency_key",
+                    f"already used for a different command (event {seen.event!r})",
                 )
             return case
     if cmd.expected_version is not None and cmd.expected_version != case.version:
         raise ConcurrencyConflict(case.case_id, cmd.expected_version, case.version)
-    actor = _text("actor", cmd.actor)
-    at = _when(cmd.at, now, case.last_event_at)
+    actor = v.text("actor", cmd.actor)
+    at = v.when(cmd.at, now, case.last_event_at)
     spec = workflows.get(case.workflow_id, case.workflow_version)
     if spec.states[case.state].terminal:
         raise TransitionNotAllowed(case.case_id, case.state, cmd.event)
@@ -519,9 +448,33 @@ def fire_event(
     )
 
 
-def _check_role(spec: WorkflowSpec, case: Case, role: str, what: str) -> None:
-    if role not in spec.roles:
-        raise RoleNotAllowed(case.case_id, what, role, tuple(spec.roles))
+def _check_role(spec: WorkflowSpec, case: Case, role: object, what: str) -> str:
+    """Return a role allowed to change deadlines or assignments on the case.
+
+    The respondent Party cannot move or pause its own clocks: an extension is
+    agreed by both Parties and recorded by the complainant's officers.
+    """
+    name = v.text("role", role)
+    allowed = tuple(r for r in spec.roles if r != "respondent")
+    if name not in allowed:
+        raise RoleNotAllowed(case.case_id, what, name, allowed)
+    return name
+
+
+def _deadline_command(
+    uow: UnitOfWork, cmd: ExtendDeadline | PauseDeadline | ResumeDeadline
+) -> tuple[Case, Deadline]:
+    if not isinstance(cmd, ExtendDeadline | PauseDeadline | ResumeDeadline):
+        raise InvalidInput(
+            "command", "must be an ExtendDeadline, PauseDeadline or ResumeDeadline"
+        )
+    v.text("case_id", cmd.case_id)
+    key = v.text("key", cmd.key)
+    case = _load(uow, cmd.case_id, v.check_expected_version(cmd.expected_version))
+    deadline = case.open_deadlines.get(key)
+    if deadline is None:
+        raise DeadlineNotFound(case.case_id, key)
+    return case, deadline
 
 
 def change_deadline(
@@ -532,42 +485,49 @@ def change_deadline(
     now: datetime,
 ) -> CaseChange:
     """Build the change for extending, pausing or resuming one open deadline."""
-    case = _load(uow, cmd.case_id, cmd.expected_version)
+    case, deadline = _deadline_command(uow, cmd)
     spec = workflows.get(case.workflow_id, case.workflow_version)
-    deadline = case.open_deadlines.get(cmd.key)
-    if deadline is None:
-        raise DeadlineNotFound(case.case_id, cmd.key)
-    actor = _text("actor", cmd.actor)
-    reason = _text("reason", cmd.reason)
-    at = _when(cmd.at, now, case.last_event_at)
-    payload: dict[str, JSONValue] = {
-        "deadline": cmd.key,
-        "previous_due": deadline.due_date.isoformat(),
-    }
+    event = {
+        ExtendDeadline: "deadline_extended",
+        PauseDeadline: "deadline_paused",
+        ResumeDeadline: "deadline_resumed",
+    }[type(cmd)]
+    role = _check_role(spec, case, cmd.role, event)
+    actor = v.text("actor", cmd.actor)
+    reason = v.text("reason", cmd.reason)
+    at = v.when(cmd.at, now, case.last_event_at)
     if isinstance(cmd, ExtendDeadline):
-        event = "deadline_extended"
-        _check_role(spec, case, cmd.role, event)
+        if deadline.status is DeadlineStatus.PAUSED:
+            raise InvalidInput("key", f"{deadline.key!r} is paused; resume it first")
         changed = extend_deadline(
             spec,
             case,
             deadline,
-            new_date=cmd.new_date,
+            new_date=v.check_date("new_date", cmd.new_date),
             reason=reason,
             calendars=workflows.calendars,
         )
     elif isinstance(cmd, PauseDeadline):
-        event = "deadline_paused"
-        _check_role(spec, case, cmd.role, event)
+        if at >= deadline.due_at:
+            raise InvalidInput(
+                "key",
+                f"{deadline.key!r} lapsed on {deadline.due_date}; extend it "
+                "by agreement instead of pausing it",
+            )
         changed = (pause_deadline(deadline, at=at),)
     else:
-        event = "deadline_resumed"
-        _check_role(spec, case, cmd.role, event)
         changed = resume_deadline(
             spec, case, deadline, at=at, calendars=workflows.calendars
         )
-    payload["new_due"] = changed[0].due_date.isoformat()
+    payload: dict[str, JSONValue] = {
+        "deadline": deadline.key,
+        "previous_due": deadline.due_date.isoformat(),
+        "new_due": changed[0].due_date.isoformat(),
+    }
+    if changed[1:]:
+        payload["moved"] = {d.key: d.due_date.isoformat() for d in changed[1:]}
     record = _Record(
-        event=event, actor=actor, role=cmd.role, reason=reason, payload=payload, at=at
+        event=event, actor=actor, role=role, reason=reason, payload=payload, at=at
     )
     return _append(uow, case, record, now=now, deadlines=changed)
 
@@ -576,26 +536,31 @@ def assign_officers(
     uow: UnitOfWork, workflows: Workflows, cmd: AssignOfficers, *, now: datetime
 ) -> CaseChange:
     """Build the change that assigns or unassigns officers on a case."""
-    case = _load(uow, cmd.case_id, cmd.expected_version)
+    if not isinstance(cmd, AssignOfficers):
+        raise InvalidInput("command", "must be an AssignOfficers")
+    v.text("case_id", cmd.case_id)
+    case = _load(uow, cmd.case_id, v.check_expected_version(cmd.expected_version))
     spec = workflows.get(case.workflow_id, case.workflow_version)
-    _check_role(spec, case, cmd.role, "officers_assigned")
-    _check_officers(cmd.assign, spec)
-    actor = _text("actor", cmd.actor)
-    if not cmd.assign and not cmd.remove:
+    role = _check_role(spec, case, cmd.role, "officers_assigned")
+    assign = v.check_officers(cmd.assign, spec)
+    remove = tuple(v.text(f"remove[{i}]", r) for i, r in enumerate(cmd.remove))
+    actor = v.text("actor", cmd.actor)
+    reason = v.optional_text("reason", cmd.reason)
+    if not assign and not remove:
         raise InvalidInput("assign", "name officers to assign or remove")
-    kept = [o for o in case.officers if o.officer_id not in set(cmd.remove)]
-    keys = {(o.officer_id, o.role) for o in cmd.assign}
-    officers = (*[o for o in kept if (o.officer_id, o.role) not in keys], *cmd.assign)
+    kept = [o for o in case.officers if o.officer_id not in set(remove)]
+    keys = {(o.officer_id, o.role) for o in assign}
+    officers = (*[o for o in kept if (o.officer_id, o.role) not in keys], *assign)
     payload: dict[str, JSONValue] = {
-        "assigned": [f"{o.officer_id}:{o.role}" for o in cmd.assign],
-        "removed": list(cmd.remove),
+        "assigned": [f"{o.officer_id}:{o.role}" for o in assign],
+        "removed": list(remove),
     }
-    at = max(now, case.last_event_at)
+    at = v.when(None, now, case.last_event_at)
     record = _Record(
         event="officers_assigned",
         actor=actor,
-        role=cmd.role,
-        reason=cmd.reason,
+        role=role,
+        reason=reason,
         payload=payload,
         at=at,
     )

@@ -12,14 +12,17 @@ if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
+    from rrm.domain.alerts import AlertMessage, AlertView
     from rrm.domain.case import Case, Deadline, Facility, HistoryEntry, Officer
 
 __all__ = [
+    "AlertRenderer",
     "CaseChange",
     "CaseQuery",
     "CaseRepository",
     "DeadlineQuery",
     "Determination",
+    "Notifier",
     "UnitOfWork",
     "UnitOfWorkFactory",
 ]
@@ -159,4 +162,28 @@ class UnitOfWorkFactory(Protocol):
 
     def __call__(self) -> UnitOfWork:
         """Return a new, not yet entered, unit of work."""
+        ...
+
+
+class AlertRenderer(Protocol):
+    """Turns an alert's view into a message in the recipient's language."""
+
+    def render(self, view: AlertView) -> AlertMessage:
+        """Return the rendered message (subject, text, HTML, calendar file)."""
+        ...
+
+
+class Notifier(Protocol):
+    """Delivers rendered alerts: SMTP, a host's mail service, a webhook.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def send(self, message: AlertMessage) -> None:
+        """Deliver one message.
+
+        Raises:
+            NotificationError: Delivery failed; ``permanent`` says whether a retry
+                can help.
+        """
         ...

@@ -8,7 +8,6 @@ the key, e.g. ``recurring[2].month``.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,6 +21,7 @@ from dateutil.easter import easter
 from rrm.domain.calendars import WEEKDAY_NAMES, BusinessCalendar
 from rrm.domain.deadlines import Evidence
 from rrm.errors import InvalidWorkflow
+from rrm.workflow.loader import read_toml
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -171,10 +171,7 @@ def load_calendar_file(path: Path) -> BusinessCalendar:
 
     .. versionadded:: 0.1.0
     """
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidWorkflow(str(path), "(file)", f"not valid TOML: {exc}") from None
+    data, _ = read_toml(path)
     return parse_calendar(data, file=str(path))
 
 

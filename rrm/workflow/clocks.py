@@ -355,11 +355,15 @@ def _dependents(
 ) -> Iterable[Deadline]:
     for d in case.deadlines:
         spec = workflow.deadlines[spec_key(d.key)]
-        if not d.is_open or spec.anchor_deadline != moved.key:
+        if not d.is_open or spec.anchor_deadline != moved.key or spec.days is None:
             continue
         cal = calendar_for(workflow, spec, case, calendars)
         anchor = _last_instant(moved)
         due = compute_due(rule_of(spec), anchor=anchor, calendar=cal)
+        if d.extensions and due.due_date <= d.due_date:
+            # An agreed extension of the dependent stands: moving its anchor never
+            # brings it earlier than the date the Parties agreed.
+            continue
         changed = dataclasses.replace(
             d,
             due_date=due.due_date,

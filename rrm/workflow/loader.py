@@ -31,7 +31,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-__all__ = ["PAYLOAD_TYPES", "RESERVED_ROLES", "parse_workflow", "read_workflow"]
+__all__ = [
+    "PAYLOAD_TYPES",
+    "RESERVED_ROLES",
+    "parse_workflow",
+    "read_toml",
+    "read_workflow",
+]
 
 PAYLOAD_TYPES = frozenset(
     {"str", "int", "bool", "date", "list[str]", "milestones", "enum"}
@@ -108,6 +114,19 @@ class _Ctx:
             ) from None
 
 
+def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
+    """Parse a definition file; the only place RRM reads TOML.
+
+    Raises:
+        InvalidWorkflow: If the file is not UTF-8 TOML.
+    """
+    raw = path.read_bytes()
+    try:
+        return tomllib.loads(raw.decode("utf-8")), raw
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidWorkflow(str(path), "(file)", f"not valid TOML: {exc}") from None
+
+
 def read_workflow(path: Path, *, calendar_ids: frozenset[str]) -> WorkflowSpec:
     """Read and validate one workflow definition file.
 
@@ -118,11 +137,7 @@ def read_workflow(path: Path, *, calendar_ids: frozenset[str]) -> WorkflowSpec:
     Raises:
         InvalidWorkflow: If the file breaks any rule; names the file and key.
     """
-    raw = path.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidWorkflow(str(path), "(file)", f"not valid TOML: {exc}") from None
+    data, raw = read_toml(path)
     sha = hashlib.sha256(raw).hexdigest()
     return parse_workflow(data, file=str(path), sha256=sha, calendar_ids=calendar_ids)
 

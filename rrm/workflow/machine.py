@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from transitions import EventData, Machine, MachineError
 
+from rrm.domain.case import DeadlineStatus
 from rrm.errors import GuardRejected, InvalidInput, RoleNotAllowed, TransitionNotAllowed
 from rrm.workflow.guards import GUARDS, GuardContext, Rejection
 
@@ -56,6 +57,11 @@ def _condition(t: TransitionSpec) -> Any:
             return False
         if t.after_lapse_of is not None:
             deadline = ctx.case.open_deadlines.get(t.after_lapse_of)
+            if deadline is not None and deadline.status is DeadlineStatus.PAUSED:
+                model.rejections.append(
+                    ("deadline_lapsed", f"deadline {t.after_lapse_of!r} is paused")
+                )
+                return False
             if deadline is None or ctx.at < deadline.due_at:
                 when = deadline.due_date.isoformat() if deadline else "closed"
                 model.rejections.append(

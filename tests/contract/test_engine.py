@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -450,3 +450,308 @@ class TestTolling:
                 )
             )
         assert engine.get(case.case_id).version == 1
+
+
+class TestHardening:
+    """Regressions found by review: each wrong input is refused and writes nothing."""
+
+    @pytest.mark.parametrize(
+        ("kw", "field"),
+        [
+            ({"reason": 12345}, "reason"),
+            ({"reason": None}, "reason"),
+            ({"reason": "a\x00b"}, "reason"),
+            ({"actor": "\ud800"}, "actor"),
+            ({"payload": {"note": {1: "a", "b": 2}}}, "payload"),
+            ({"payload": {"note": "\ud800"}}, "payload"),
+            ({"payload": {"note": float("nan")}}, "payload"),
+            ({"at": "2025-01-07"}, "at"),
+            ({"at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))}, "at"),
+            ({"expected_version": True}, "expected_version"),
+        ],
+    )
+    def test_bad_fire_fields(self, engine, clock, kw, field):
+        """Wrongly typed fields of a fire are refused by name, and nothing is written."""
+        case = engine.open_case(open_cmd())
+        before = snapshot(engine, case)
+        clock.advance(timedelta(hours=1))
+        base = {
+            "case_id": case.case_id,
+            "event": "respondent_agrees",
+            "actor": "officer:x",
+            "role": "respondent",
+        }
+        base.update(kw)
+        with pytest.raises(rrm.InvalidInput) as info:
+            engine.fire(rrm.FireEvent(**base))
+        assert info.value.field == field
+        assert snapshot(engine, case) == before
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"officers": ("bob",)},
+            {"petitioners": ("Juan",)},
+            {
+                "officers": (
+                    rrm.Officer(officer_id="a", role="ustr"),
+                    rrm.Officer(officer_id="a", role="ustr"),
+                )
+            },
+            {"officers": (rrm.Officer(officer_id="a", role="ustr", name=None),)},
+            {"officers": (rrm.Officer(officer_id="a", role="ustr", language="de"),)},
+            {
+                "officers": (
+                    rrm.Officer(officer_id="a", role="ustr", timezone="Mars/Base"),
+                )
+            },
+            {"officers": (rrm.Officer(officer_id="a", role=["ustr"]),)},
+            {"petitioners": (rrm.Petitioner(name="x", contact=None),)},
+            {"initiation": ["request"]},
+            {
+                "claim": rrm.Claim(
+                    basis="annex_23a_legislation",
+                    sector_category="mining",
+                    alleged_conduct_from="2024-01-01",
+                )
+            },
+            {
+                "facility": rrm.Facility(
+                    facility_id="X",
+                    name="X",
+                    owner="O",
+                    country=rrm.Party.MX,
+                    city=None,
+                )
+            },
+            {"reason": 7},
+        ],
+        ids=[
+            "officer-type",
+            "petitioner-type",
+            "duplicate-officer",
+            "officer-none",
+            "language",
+            "timezone",
+            "role-list",
+            "contact-none",
+            "initiation-list",
+            "conduct-date-text",
+            "city-none",
+            "reason-number",
+        ],
+    )
+    def test_bad_open_fields(self, engine, change):
+        """Malformed parts of a new case are refused with InvalidInput, and nothing is written."""
+        with pytest.raises(rrm.InvalidInput):
+            engine.open_case(open_cmd(**change))
+        assert engine.find() == []
+
+    def test_non_utc_clock_keeps_the_chain(self, engine, clock):
+        """A host clock in another zone still yields a verifiable chain."""
+        from zoneinfo import ZoneInfo
+
+        class ZonedClock:
+            def now(self):
+                return clock.now().astimezone(ZoneInfo("America/New_York"))
+
+        engine.clock = ZonedClock()
+        case = engine.open_case(open_cmd())
+        clock.advance(timedelta(hours=1))
+        engine.fire(fire(case, "respondent_agrees", "respondent"))
+        assert engine.verify(case.case_id).ok
+
+    def test_paused_deadline_cannot_lapse(self, engine, clock):
+        """While the answer deadline is paused, its lapse cannot be recorded."""
+        case = engine.open_case(open_cmd())
+        clock.advance(timedelta(days=2))
+        engine.pause(
+            rrm.PauseDeadline(
+                case_id=case.case_id,
+                key="respondent_answer",
+                actor="a",
+                role="ustr",
+                reason="closed",
+            )
+        )
+        clock.advance(timedelta(days=12))
+        with pytest.raises(rrm.GuardRejected, match="paused"):
+            engine.fire(fire(case, "respondent_answer_lapsed", "system"))
+
+    def test_overdue_at_the_instant_of_lapse(self, engine, clock):
+        """A deadline is overdue from the very instant it lapses."""
+        case = engine.open_case(open_cmd())
+        clock.set(case.open_deadlines["respondent_answer"].due_at)
+        assert [d.key for d in engine.overdue()] == ["respondent_answer"]
+
+    def test_due_across_a_daylight_saving_change(self, engine, clock):
+        """due(N) finds a deadline N local days ahead even across a 25-hour day."""
+        from zoneinfo import ZoneInfo
+
+        ny = ZoneInfo("America/New_York")
+        clock.set(datetime(2025, 10, 1, 12, tzinfo=UTC))
+        engine.open_case(open_cmd(initiation="petition", role="dol"))
+        # 30 days after 2025-10-01 is 2025-10-31; DST ends on 2025-11-02.
+        clock.set(datetime(2025, 10, 28, 0, 30, tzinfo=ny))
+        assert [d.key for d in engine.due(3)] == ["ilc_determination"]
+
+    def test_clock_skew_between_processes(
+        self, engine, clock, workflows, db_url, sql_engine_for
+    ):
+        """A second process whose clock runs slightly behind can still fire."""
+        from rrm.testing import FakeClock
+
+        case = engine.open_case(open_cmd())
+        clock.advance(timedelta(seconds=1))
+        engine.fire(fire(case, "suspend_liquidation"))
+        behind = FakeClock(clock.now() - timedelta(milliseconds=200))
+        other = rrm.bootstrap(sql_engine_for(db_url), clock=behind, workflows=workflows)
+        assert other.fire(fire(case, "respondent_agrees", "respondent")).version == 3
+
+    def test_concurrent_retries_with_one_key(self, engine, clock):
+        """Retries racing under one idempotency key all get the case; one entry is written."""
+        case = engine.open_case(open_cmd())
+        clock.advance(timedelta(hours=1))
+        results: list[object] = []
+
+        def retry() -> None:
+            try:
+                results.append(
+                    engine.fire(
+                        fire(
+                            case,
+                            "respondent_agrees",
+                            "respondent",
+                            idempotency_key="K1",
+                        )
+                    )
+                )
+            except rrm.RRMError as exc:
+                results.append(exc)
+
+        threads = [threading.Thread(target=retry) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(isinstance(r, rrm.Case) for r in results), results
+        assert len(engine.history(case.case_id)) == 2
+
+    def test_same_key_different_payload(self, engine, clock):
+        """Reusing an idempotency key with another payload is refused."""
+        case = engine.open_case(open_cmd())
+        clock.advance(timedelta(hours=1))
+        engine.fire(
+            fire(
+                case, "suspend_liquidation", idempotency_key="k", payload={"basis": "a"}
+            )
+        )
+        with pytest.raises(rrm.InvalidInput, match="different command"):
+            engine.fire(
+                fire(
+                    case,
+                    "suspend_liquidation",
+                    idempotency_key="k",
+                    payload={"basis": "b"},
+                )
+            )
+
+    def test_respondent_cannot_move_its_clock(self, engine):
+        """The respondent's role may not extend or pause deadlines."""
+        case = engine.open_case(open_cmd())
+        with pytest.raises(rrm.RoleNotAllowed):
+            engine.extend(
+                rrm.ExtendDeadline(
+                    case_id=case.case_id,
+                    key="respondent_review",
+                    new_date=date(2025, 3, 30),
+                    actor="mx",
+                    role="respondent",
+                    reason="we need time",
+                )
+            )
+
+    def test_lapsed_deadline_cannot_be_paused(self, engine, clock):
+        """A lapsed deadline is extended by agreement, never revived by a pause."""
+        case = engine.open_case(open_cmd())
+        clock.advance(timedelta(days=11))
+        with pytest.raises(rrm.InvalidInput, match="lapsed"):
+            engine.pause(
+                rrm.PauseDeadline(
+                    case_id=case.case_id,
+                    key="respondent_answer",
+                    actor="a",
+                    role="ustr",
+                    reason="late",
+                )
+            )
+
+    def test_paused_deadline_cannot_be_extended(self, engine, clock):
+        """A paused deadline must be resumed before it is extended."""
+        case = engine.open_case(open_cmd())
+        clock.advance(timedelta(days=1))
+        engine.pause(
+            rrm.PauseDeadline(
+                case_id=case.case_id,
+                key="respondent_review",
+                actor="a",
+                role="ustr",
+                reason="closed",
+            )
+        )
+        with pytest.raises(rrm.InvalidInput, match="resume it first"):
+            engine.extend(
+                rrm.ExtendDeadline(
+                    case_id=case.case_id,
+                    key="respondent_review",
+                    new_date=date(2025, 3, 30),
+                    actor="a",
+                    role="ustr",
+                    reason="agreed",
+                )
+            )
+
+    @pytest.mark.parametrize(
+        "new_date", ["2025-03-30", datetime(2025, 3, 30, tzinfo=UTC)]
+    )
+    def test_extension_date_must_be_a_date(self, engine, new_date):
+        """An extension's new date must be a calendar date."""
+        case = engine.open_case(open_cmd())
+        with pytest.raises(rrm.InvalidInput, match="calendar date"):
+            engine.extend(
+                rrm.ExtendDeadline(
+                    case_id=case.case_id,
+                    key="respondent_review",
+                    new_date=new_date,
+                    actor="a",
+                    role="ustr",
+                    reason="agreed",
+                )
+            )
+
+    def test_facility_registry_is_not_rewritten(self, engine):
+        """A registered facility id cannot silently change owner."""
+        engine.open_case(open_cmd("A"))
+        other_owner = rrm.Facility(
+            facility_id="MX-1", name="Planta", owner="Otro Grupo", country=rrm.Party.MX
+        )
+        with pytest.raises(rrm.InvalidInput, match="registered with owner"):
+            engine.open_case(open_cmd("B", facility=other_owner))
+
+    @pytest.mark.parametrize(
+        ("within", "unit"),
+        [("3", "calendar"), (3, "calender"), (-1, "calendar"), (4_000_000, "calendar")],
+    )
+    def test_due_arguments(self, engine, within, unit):
+        """due() refuses a non-number, a typo in the unit, or an absurd span."""
+        with pytest.raises(rrm.InvalidInput):
+            engine.due(within, unit=unit)
+
+    def test_find_limit(self, engine):
+        """find() refuses a limit below 1."""
+        with pytest.raises(rrm.InvalidInput):
+            engine.find(limit=-1)
+
+    def test_driver_errors_hide_parameters(self, db_url, sql_engine_for):
+        """RRM's engines never echo statement parameters into errors."""
+        assert sql_engine_for(db_url).hide_parameters is True

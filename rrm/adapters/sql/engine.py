@@ -55,7 +55,9 @@ def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, echo=echo)
         if parsed.get_backend_name() == "postgresql":
-            return sa.create_engine(parsed, echo=echo)
+            # hide_parameters: driver errors must not carry case data (petitioners
+            # may be confidential) into host logs.
+            return sa.create_engine(parsed, echo=echo, hide_parameters=True)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise InvalidInput("db", f"cannot use database URL: {exc}") from exc
     raise InvalidInput(
@@ -81,7 +83,7 @@ def _sqlite_engine(url: URL, *, echo: bool) -> sa.Engine:
     if in_memory:
         # One shared connection, or every checkout would see an empty database.
         kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-    engine = sa.create_engine(url, echo=echo, **kwargs)
+    engine = sa.create_engine(url, echo=echo, hide_parameters=True, **kwargs)
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)
     return engine

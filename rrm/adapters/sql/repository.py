@@ -455,7 +455,11 @@ def _storage_errors(action: str) -> Iterator[None]:
         orig = getattr(exc, "orig", None)
         if isinstance(orig, RRMError):
             raise orig from None
-        raise StorageError(f"Could not {action}: {_reason(exc)}.") from exc
+        # No chained cause: a host engine may not hide statement parameters, and
+        # those can carry personal data into a logged traceback.
+        raise StorageError(
+            f"Could not {action}: {_reason(exc)} ({type(exc).__name__})."
+        ) from None
 
 
 def _reason(exc: SQLAlchemyError) -> str:
