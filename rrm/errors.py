@@ -215,4 +215,13 @@ class SchemaOutOfDate(StorageError):
 
 
 class NotificationError(RRMError):
-    """A notifier could not deliver an alert."""
+    """A notifier could not deliver an alert.
+
+    Attributes:
+        permanent: True when retrying cannot help (for example the mail server
+            rejected the recipient); False for outages and timeouts.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

@@ -89,6 +89,7 @@ class Officer:
     name: str = ""
     email: str = ""
     language: str = "en"
+    timezone: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +98,10 @@ class Deadline:
 
     ``due_date`` is the last day in ``timezone``; ``due_at`` is the end of that day
     as an aware UTC instant, so a deadline has lapsed once ``now >= due_at``.
+    ``lapsed_at`` records when the engine marked the lapse; ``alerts_through`` is
+    the instant up to which owed alerts have been put in the outbox; and
+    ``next_action_at`` is when the deadline next needs the engine (an alert or its
+    lapse), the one indexed column the deadline sweep reads.
     """
 
     deadline_id: str
@@ -122,6 +127,9 @@ class Deadline:
     closed_at: datetime | None = None
     paused_at: datetime | None = None
     extensions: int = 0
+    lapsed_at: datetime | None = None
+    alerts_through: datetime | None = None
+    next_action_at: datetime | None = None
 
     @property
     def nominal(self) -> bool:

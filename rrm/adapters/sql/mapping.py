@@ -6,11 +6,12 @@ Core ``insert``/``update`` statements; domain objects never touch a session.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import sqlalchemy as sa
 
 from rrm.adapters.sql.tables import CASE, FACILITY
+from rrm.domain.alerts import Alert, AlertKind, AlertStatus
 from rrm.domain.case import (
     Case,
     Deadline,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CASE_COLUMNS",
+    "alert_from_row",
+    "alert_to_row",
     "case_from_row",
     "case_to_row",
     "deadline_from_row",
@@ -165,6 +168,7 @@ def officer_rows(case_id: str, officers: Sequence[Officer]) -> list[dict[str, An
             "name": o.name,
             "email": o.email,
             "language": o.language,
+            "timezone": o.timezone,
         }
         for o in officers
     ]
@@ -178,6 +182,7 @@ def officer_from_row(row: Row) -> Officer:
         name=row["name"],
         email=row["email"],
         language=row["language"],
+        timezone=row["timezone"],
     )
 
 
@@ -247,6 +252,9 @@ def deadline_to_row(deadline: Deadline) -> dict[str, Any]:
         "closed_at": deadline.closed_at,
         "paused_at": deadline.paused_at,
         "extensions": deadline.extensions,
+        "lapsed_at": deadline.lapsed_at,
+        "alerts_through": deadline.alerts_through,
+        "next_action_at": deadline.next_action_at,
     }
 
 
@@ -276,6 +284,9 @@ def deadline_from_row(row: Row) -> Deadline:
         closed_at=row["closed_at"],
         paused_at=row["paused_at"],
         extensions=row["extensions"],
+        lapsed_at=row["lapsed_at"],
+        alerts_through=row["alerts_through"],
+        next_action_at=row["next_action_at"],
     )
 
 
@@ -288,3 +299,42 @@ def determination_to_row(determination: Determination) -> dict[str, Any]:
         "owner": determination.owner,
         "determined_at": determination.determined_at,
     }
+
+
+_ALERT_FIELDS: Final = (
+    "alert_id",
+    "deadline_id",
+    "case_id",
+    "step",
+    "recipient_id",
+    "recipient_email",
+    "recipient_role",
+    "language",
+    "timezone",
+    "owed_at",
+    "created_at",
+    "late",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "sent_at",
+    "claimed_until",
+    "acknowledged_at",
+    "acknowledged_by",
+)
+
+
+def alert_to_row(alert: Alert) -> dict[str, Any]:
+    """Return the ``rrm_alert`` row for an outbox entry."""
+    row = {name: getattr(alert, name) for name in _ALERT_FIELDS}
+    row.update(kind=alert.kind.value, status=alert.status.value)
+    return row
+
+
+def alert_from_row(row: Row) -> Alert:
+    """Return the outbox entry stored in *row*."""
+    fields = {name: row[name] for name in _ALERT_FIELDS}
+    fields["late"] = bool(fields["late"])
+    return Alert(
+        kind=AlertKind(row["kind"]), status=AlertStatus(row["status"]), **fields
+    )

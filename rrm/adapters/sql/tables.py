@@ -19,6 +19,7 @@ from sqlmodel import Field, SQLModel
 from rrm.adapters.sql.types import UTCDateTime
 
 __all__ = [
+    "ALERT",
     "CASE",
     "CASE_EVENT",
     "CASE_OFFICER",
@@ -26,6 +27,7 @@ __all__ = [
     "DETERMINATION",
     "FACILITY",
     "PETITIONER",
+    "AlertRow",
     "CaseEventRow",
     "CaseOfficerRow",
     "CaseRow",
@@ -113,6 +115,7 @@ class CaseOfficerRow(RRMTable, table=True):
     name: str
     email: str
     language: str
+    timezone: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class CaseEventRow(RRMTable, table=True):
@@ -145,8 +148,12 @@ class DeadlineRow(RRMTable, table=True):
     """A dated duty opened by one event and closed by another."""
 
     __tablename__ = "rrm_deadline"
-    # The deadline sweep asks for open deadlines due before an instant.
-    __table_args__ = (sa.Index("ix_rrm_deadline_status_due_at", "status", "due_at"),)
+    # Queries ask for open deadlines due before an instant; the sweep asks for open
+    # deadlines whose next action (an alert or the lapse) is due.
+    __table_args__ = (
+        sa.Index("ix_rrm_deadline_status_due_at", "status", "due_at"),
+        sa.Index("ix_rrm_deadline_status_next_action_at", "status", "next_action_at"),
+    )
 
     deadline_id: str = Field(primary_key=True)
     case_id: str = Field(index=True, foreign_key="rrm_case.case_id")
@@ -171,6 +178,45 @@ class DeadlineRow(RRMTable, table=True):
     closed_at: datetime | None = Field(sa_type=UTCDateTime)
     paused_at: datetime | None = Field(sa_type=UTCDateTime)
     extensions: int
+    lapsed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    alerts_through: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_action_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AlertRow(RRMTable, table=True):
+    """The alert outbox: one row per deadline, alert step and recipient.
+
+    Rows are written in the transaction that finds them owed, and sent after it
+    commits; the unique key makes a second sweep over the same step harmless.
+    """
+
+    __tablename__ = "rrm_alert"
+    __table_args__ = (
+        sa.UniqueConstraint("deadline_id", "step", "recipient_id"),
+        sa.Index("ix_rrm_alert_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    alert_id: str = Field(primary_key=True)
+    deadline_id: str = Field(index=True)
+    case_id: str = Field(index=True, foreign_key="rrm_case.case_id")
+    step: str
+    kind: str
+    recipient_id: str = Field(index=True)
+    recipient_email: str
+    recipient_role: str
+    language: str
+    timezone: str
+    owed_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    late: bool
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None = Field(sa_type=UTCDateTime)
+    last_error: str
+    sent_at: datetime | None = Field(sa_type=UTCDateTime)
+    claimed_until: datetime | None = Field(sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(sa_type=UTCDateTime)
+    acknowledged_by: str | None
 
 
 class DeterminationRow(RRMTable, table=True):
@@ -192,3 +238,4 @@ CASE_OFFICER: Final = metadata.tables["rrm_case_officer"]
 CASE_EVENT: Final = metadata.tables["rrm_case_event"]
 DEADLINE: Final = metadata.tables["rrm_deadline"]
 DETERMINATION: Final = metadata.tables["rrm_determination"]
+ALERT: Final = metadata.tables["rrm_alert"]

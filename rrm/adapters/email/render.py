@@ -1,0 +1,566 @@
+"""Render alert views into e-mail messages (text, HTML, iCalendar) in three languages.
+
+The fixed wording of the e-mails lives in the catalogue below (English, Spanish and
+French); case data (labels, explanations, citations) is shown as given. Dates are
+written with a small, exact table of weekday and month names per language, so no
+locale database is needed. Everything that may reach a mail header passes through
+:func:`header_safe`.
+"""
+
+from __future__ import annotations
+
+import string
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Final, final
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from rrm.adapters.email.ics import deadline_ics
+from rrm.clock import SystemClock
+from rrm.domain.alerts import AlertKind, AlertMessage, AlertView
+from rrm.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = [
+    "LANGUAGES",
+    "JinjaAlertRenderer",
+    "format_date",
+    "format_time",
+    "header_safe",
+]
+
+LANGUAGES: Final = ("en", "es", "fr")
+SUBJECT_MAX: Final = 200
+_LABEL_MAX: Final = 80
+_REF_MAX: Final = 40
+_NAME_MAX: Final = 80
+_LINE_MAX: Final = 1000
+_LINK_FIELDS: Final = frozenset({"case_id", "case_ref", "deadline_key", "alert_id"})
+# Bidirectional overrides can make a line read differently from what it contains.
+_BIDI: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+_WEEKDAYS: Final[Mapping[str, tuple[str, ...]]] = {
+    "en": (
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ),
+    "es": ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"),
+    "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
+}
+_MONTHS: Final[Mapping[str, tuple[str, ...]]] = {
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+    "es": (
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ),
+    "fr": (
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ),
+}
+
+_EN: Final[Mapping[str, str]] = {
+    "subject.reminder": "Reminder: {label} due {date}",
+    "subject.due": "Due today: {label}",
+    "subject.overdue": "OVERDUE: {label} was due {date}",
+    "subject.dead_letter": "Undelivered alert: {label} due {date}",
+    "subject.digest": "Deadline summary: {label} due {date}",
+    "subject.late": "(sent late) ",
+    "subject.nominal": " (nominal)",
+    "head.reminder": "Reminder: this deadline is coming up.",
+    "head.reminder_one": "Reminder: 1 day before the due date.",
+    "head.reminder_many": "Reminder: {n} days before the due date.",
+    "head.due": "This deadline is due today.",
+    "head.overdue": "OVERDUE: the due date has passed and the deadline is not met.",
+    "head.overdue_repeat": "OVERDUE (reminder {n}): the due date has passed and "
+    "the deadline is not met.",
+    "head.dead_letter": "An alert about this deadline could not be delivered to "
+    "its recipient.",
+    "head.digest": "Deadline summary.",
+    "late": "This alert is late: it was owed earlier but could not be sent then "
+    "(for example during an outage).",
+    "colon": ":",
+    "case": "Case",
+    "workflow": "Procedure",
+    "state": "Current stage",
+    "parties": "Complainant / respondent",
+    "facility": "Facility",
+    "deadline": "Deadline",
+    "actor": "Who acts",
+    "due": "Due",
+    "due.phrase": "{date}, until the end of the day ({zone})",
+    "local": "In your time zone",
+    "local.before": "before {date}, {time} ({zone})",
+    "local.until": "until the end of {date} ({zone})",
+    "explanation": "What this deadline is",
+    "citation": "Legal basis",
+    "evidence": "Evidence",
+    "evidence.V": "Verified in a primary or official text (V).",
+    "evidence.S": "Secondary source, not checked against the official text (S).",
+    "evidence.R": "NOMINAL (R): recalled from the treaty text, NOT verified.",
+    "evidence.other": "Not stated ({code}).",
+    "nominal": "NOMINAL DEADLINE: this period is recalled from the treaty text and "
+    "has not been verified. Check the official text before relying on it; do not "
+    "treat this date as settled law.",
+    "action": "What you are expected to do",
+    "link": "Open the case",
+    "footer": "Sent automatically by the RRM case engine. Do not reply to this "
+    "message.",
+    "ics.alarm": "Deadline tomorrow: {label}",
+    "ics.nominal": "NOMINAL: recalled, not verified; check the official text.",
+}
+
+_ES: Final[Mapping[str, str]] = {
+    "subject.reminder": "Recordatorio: {label} vence el {date}",
+    "subject.due": "Vence hoy: {label}",
+    "subject.overdue": "VENCIDO: {label} venció el {date}",
+    "subject.dead_letter": "Alerta no entregada: {label} vence el {date}",
+    "subject.digest": "Resumen de plazos: {label} vence el {date}",
+    "subject.late": "(envío tardío) ",
+    "subject.nominal": " (nominal)",
+    "head.reminder": "Recordatorio: este plazo se acerca.",
+    "head.reminder_one": "Recordatorio: falta 1 día para el vencimiento.",
+    "head.reminder_many": "Recordatorio: faltan {n} días para el vencimiento.",
+    "head.due": "Este plazo vence hoy.",
+    "head.overdue": "VENCIDO: la fecha límite pasó y el plazo no se ha cumplido.",
+    "head.overdue_repeat": "VENCIDO (aviso {n}): la fecha límite pasó y el plazo "
+    "no se ha cumplido.",
+    "head.dead_letter": "No se pudo entregar a su destinatario una alerta sobre "
+    "este plazo.",
+    "head.digest": "Resumen de plazos.",
+    "late": "Esta alerta llega con retraso: debía enviarse antes, pero no fue "
+    "posible (por ejemplo, durante una interrupción del servicio).",
+    "colon": ":",
+    "case": "Caso",
+    "workflow": "Procedimiento",
+    "state": "Etapa actual",
+    "parties": "Parte reclamante / Parte demandada",
+    "facility": "Instalación",
+    "deadline": "Plazo",
+    "actor": "Quién actúa",
+    "due": "Vencimiento",
+    "due.phrase": "{date}, hasta el final del día ({zone})",
+    "local": "En su zona horaria",
+    "local.before": "antes del {date}, {time} ({zone})",
+    "local.until": "hasta el final del {date} ({zone})",
+    "explanation": "En qué consiste este plazo",
+    "citation": "Fundamento jurídico",
+    "evidence": "Evidencia",
+    "evidence.V": "Verificado en un texto primario u oficial (V).",
+    "evidence.S": "Fuente secundaria, no cotejada con el texto oficial (S).",
+    "evidence.R": "NOMINAL (R): recordado del texto del tratado, NO verificado.",
+    "evidence.other": "No indicada ({code}).",
+    "nominal": "PLAZO NOMINAL: este plazo se recuerda del texto del tratado y no ha "
+    "sido verificado. Consulte el texto oficial antes de basarse en él; no lo trate "
+    "como derecho establecido.",
+    "action": "Lo que se espera de usted",
+    "link": "Abrir el caso",
+    "footer": "Enviado automáticamente por el sistema de casos RRM. No responda a "
+    "este mensaje.",
+    "ics.alarm": "El plazo vence mañana: {label}",
+    "ics.nominal": "NOMINAL: recordado, no verificado; consulte el texto oficial.",
+}
+
+_FR: Final[Mapping[str, str]] = {
+    "subject.reminder": "Rappel : {label}, échéance le {date}",
+    "subject.due": "Échéance aujourd'hui : {label}",
+    "subject.overdue": "EN RETARD : {label}, échéance dépassée ({date})",
+    "subject.dead_letter": "Alerte non remise : {label}, échéance le {date}",
+    "subject.digest": "Récapitulatif : {label}, échéance le {date}",
+    "subject.late": "(envoi tardif) ",
+    "subject.nominal": " (nominale)",
+    "head.reminder": "Rappel : cette échéance approche.",
+    "head.reminder_one": "Rappel : 1 jour avant l'échéance.",
+    "head.reminder_many": "Rappel : {n} jours avant l'échéance.",
+    "head.due": "Cette échéance tombe aujourd'hui.",
+    "head.overdue": "EN RETARD : l'échéance est dépassée et le délai n'est pas "
+    "respecté.",
+    "head.overdue_repeat": "EN RETARD (relance {n}) : l'échéance est dépassée et "
+    "le délai n'est pas respecté.",
+    "head.dead_letter": "Une alerte concernant cette échéance n'a pas pu être "
+    "remise à son destinataire.",
+    "head.digest": "Récapitulatif des échéances.",
+    "late": "Cette alerte arrive en retard : elle aurait dû être envoyée plus tôt, "
+    "mais l'envoi a été impossible (par exemple pendant une panne).",
+    "colon": "\u00a0:",
+    "case": "Dossier",
+    "workflow": "Procédure",
+    "state": "Étape en cours",
+    "parties": "Partie plaignante / Partie visée",
+    "facility": "Installation",
+    "deadline": "Délai",
+    "actor": "Qui doit agir",
+    "due": "Échéance",
+    "due.phrase": "{date}, jusqu'à la fin de la journée ({zone})",
+    "local": "Dans votre fuseau horaire",
+    "local.before": "avant le {date}, {time} ({zone})",
+    "local.until": "jusqu'à la fin du {date} ({zone})",
+    "explanation": "En quoi consiste ce délai",
+    "citation": "Fondement juridique",
+    "evidence": "Source",
+    "evidence.V": "Vérifié dans un texte primaire ou officiel (V).",
+    "evidence.S": "Source secondaire, non vérifiée par rapport au texte officiel (S).",
+    "evidence.R": "NOMINAL (R) : tiré de mémoire du texte du traité, NON vérifié.",
+    "evidence.other": "Non précisée ({code}).",
+    "nominal": "DÉLAI NOMINAL : ce délai est tiré de mémoire du texte du traité et "
+    "n'a pas été vérifié. Consultez le texte officiel avant de vous y fier ; ne le "
+    "considérez pas comme du droit établi.",
+    "action": "Ce que l'on attend de vous",
+    "link": "Ouvrir le dossier",
+    "footer": "Message envoyé automatiquement par le système de dossiers RRM. Merci "
+    "de ne pas y répondre.",
+    "ics.alarm": "Échéance demain : {label}",
+    "ics.nominal": "NOMINAL : tiré de mémoire, non vérifié ; consultez le texte "
+    "officiel.",
+}
+
+CATALOGUE: Final[Mapping[str, Mapping[str, str]]] = {"en": _EN, "es": _ES, "fr": _FR}
+
+
+def header_safe(value: str, limit: int = SUBJECT_MAX) -> str:
+    """Return *value* fit for a mail header: one line, no control characters.
+
+    Control and format characters, line and paragraph separators become spaces,
+    runs of whitespace collapse to one space, and the result is cut to *limit*
+    characters (ending with an ellipsis when cut).
+
+    Args:
+        value: Any text, possibly from case data.
+        limit: The longest result allowed, in characters.
+    """
+    kept = (" " if _is_unsafe(ch) or ch.isspace() else ch for ch in value)
+    text = " ".join("".join(kept).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _is_unsafe(ch: str) -> bool:
+    return unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"}
+
+
+def body_safe(value: str) -> str:
+    """Return *value* fit for a message body: newlines kept, other controls dropped."""
+    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\u2028", "\n").replace("\u2029", "\n")
+    return "".join(
+        ch
+        for ch in text
+        if ch in "\n\t" or (unicodedata.category(ch) != "Cc" and ch not in _BIDI)
+    )
+
+
+def format_date(day: date, language: str) -> str:
+    """Write *day* in full, with its weekday, as the language writes it.
+
+    Args:
+        day: The date.
+        language: ``"en"``, ``"es"`` or ``"fr"``.
+
+    Returns:
+        E.g. ``Thursday, January 16, 2025``, ``jueves, 16 de enero de 2025`` or
+        ``jeudi 16 janvier 2025`` (``1er`` for the first of a month in French).
+    """
+    weekday = _WEEKDAYS[language][day.weekday()]
+    month = _MONTHS[language][day.month - 1]
+    if language == "es":
+        return f"{weekday}, {day.day} de {month} de {day.year}"
+    if language == "fr":
+        number = "1er" if day.day == 1 else str(day.day)
+        return f"{weekday} {number} {month} {day.year}"
+    return f"{weekday}, {month} {day.day}, {day.year}"
+
+
+def format_time(moment: time, language: str) -> str:
+    """Write a time of day: ``1:00 AM`` in English, ``1:00`` / ``01:00`` otherwise."""
+    if language == "en":
+        hour = moment.hour % 12 or 12
+        return f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"  # noqa: PLR2004
+    if language == "es":
+        return f"{moment.hour}:{moment.minute:02d}"
+    return f"{moment.hour:02d}:{moment.minute:02d}"
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):
+        return None
+
+
+def _zone_label(moment: datetime) -> str:
+    """Name the zone of an aware local datetime: ``America/Toronto, UTC-05:00``."""
+    offset = moment.utcoffset() or timedelta()
+    sign = "-" if offset < timedelta() else "+"
+    minutes = abs(int(offset.total_seconds())) // 60
+    return f"{moment.tzinfo}, UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _check_link_template(template: str) -> None:
+    if not template:
+        return
+    if urlsplit(template).scheme not in {"http", "https"}:
+        raise InvalidInput("link_template", "must be an http:// or https:// URL")
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise InvalidInput("link_template", f"is not a format string: {exc}") from None
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in _LINK_FIELDS or spec or conversion:
+            raise InvalidInput(
+                "link_template",
+                f"may only use {{case_id}}, {{case_ref}}, {{deadline_key}} and "
+                f"{{alert_id}}, not {{{field}}}",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """The due date as shown: in the deadline's zone, and the recipient's if other."""
+
+    deadline: str
+    local: str
+
+
+def _due_lines(view: AlertView, lang: str, t: Mapping[str, str]) -> _Due:
+    deadline_zone = _zone(view.deadline_timezone) or ZoneInfo("UTC")
+    end = view.due_at.astimezone(deadline_zone)
+    zone = _zone_label(end - timedelta(microseconds=1))
+    shown = t["due.phrase"].format(date=format_date(view.due_date, lang), zone=zone)
+    mine = _zone(view.timezone)
+    if mine is None or str(mine) == str(deadline_zone):
+        return _Due(deadline=shown, local="")
+    local = view.due_at.astimezone(mine)
+    if local.time() == time():
+        last = local - timedelta(microseconds=1)
+        text = t["local.until"].format(
+            date=format_date(last.date(), lang), zone=_zone_label(last)
+        )
+    else:
+        text = t["local.before"].format(
+            date=format_date(local.date(), lang),
+            time=format_time(local.time(), lang),
+            zone=_zone_label(local),
+        )
+    return _Due(deadline=shown, local=text)
+
+
+def _headline(view: AlertView, t: Mapping[str, str]) -> str:
+    if view.kind is AlertKind.REMINDER:
+        if view.days_before is None:
+            return t["head.reminder"]
+        if view.days_before == 1:
+            return t["head.reminder_one"]
+        return t["head.reminder_many"].format(n=view.days_before)
+    if view.kind is AlertKind.OVERDUE and view.repeat > 1:
+        return t["head.overdue_repeat"].format(n=view.repeat)
+    return t[f"head.{view.kind.value}"]
+
+
+def _is_nominal(view: AlertView) -> bool:
+    return view.nominal or view.evidence.strip().upper() == "R"
+
+
+def _evidence_text(view: AlertView, t: Mapping[str, str]) -> str:
+    code = view.evidence.strip().upper()
+    if _is_nominal(view):
+        return t["evidence.R"]
+    if code in {"V", "S"}:
+        return t[f"evidence.{code}"]
+    return t["evidence.other"].format(code=header_safe(view.evidence, 10) or "?")
+
+
+def _subject(view: AlertView, t: Mapping[str, str]) -> str:
+    label = header_safe(view.deadline_label, _LABEL_MAX)
+    core = t[f"subject.{view.kind.value}"].format(
+        label=label, date=view.due_date.isoformat()
+    )
+    if view.late:
+        core = t["subject.late"] + core
+    if _is_nominal(view):
+        core += t["subject.nominal"]
+    ref = header_safe(view.case_ref, _REF_MAX)
+    return header_safe(f"[RRM] {core} — {ref}", SUBJECT_MAX)
+
+
+@final
+class JinjaAlertRenderer:
+    """Render alert views with the Jinja2 templates shipped in this package.
+
+    Args:
+        link_template: A URL with the fields ``{case_id}``, ``{case_ref}``,
+            ``{deadline_key}`` and ``{alert_id}``, filled with URL-quoted values;
+            empty means the view's own ``link`` (if any) is used.
+        default_language: Used when the recipient's language is not one of
+            ``en``, ``es``, ``fr``.
+        now: Source of the iCalendar ``DTSTAMP``; defaults to the system clock.
+
+    Raises:
+        InvalidInput: The link template or the default language is not usable.
+    """
+
+    def __init__(
+        self,
+        link_template: str = "",
+        default_language: str = "en",
+        *,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        _check_link_template(link_template)
+        if default_language not in CATALOGUE:
+            raise InvalidInput("default_language", f"must be one of {LANGUAGES}")
+        self._link_template = link_template
+        self._default_language = default_language
+        self._now = now or SystemClock().now
+        self._env = jinja2.Environment(
+            loader=jinja2.PackageLoader("rrm.adapters.email", "templates"),
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html",), default_for_string=True
+            ),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    def language(self, requested: str) -> str:
+        """Return the language used for a recipient who asked for *requested*."""
+        lang = requested.strip().lower().replace("_", "-").split("-")[0]
+        return lang if lang in CATALOGUE else self._default_language
+
+    def link(self, view: AlertView) -> str:
+        """Return the link to the case, or ``""`` when there is none."""
+        if not self._link_template:
+            return view.link if urlsplit(view.link).scheme in {"http", "https"} else ""
+        values = {
+            "case_id": view.case_id,
+            "case_ref": view.case_ref,
+            "deadline_key": view.deadline_key,
+            "alert_id": view.alert_id,
+        }
+        return self._link_template.format(
+            **{k: quote(v, safe="") for k, v in values.items()}
+        )
+
+    def render(self, view: AlertView) -> AlertMessage:
+        """Return the e-mail for one alert: subject, text, HTML and calendar file."""
+        lang = self.language(view.language)
+        t = CATALOGUE[lang]
+        context = self._context(view, lang, t)
+        return AlertMessage(
+            alert_id=view.alert_id,
+            message_id=view.message_id,
+            to_address=view.recipient_email,
+            to_name=header_safe(view.recipient_name, _NAME_MAX),
+            subject=_subject(view, t),
+            text=self._env.get_template("alert.txt").render(context),
+            html=self._env.get_template("alert.html").render(context),
+            ics=self._ics(view, t, str(context["link"])),
+            language=lang,
+            view=view,
+        )
+
+    def _context(
+        self, view: AlertView, lang: str, t: Mapping[str, str]
+    ) -> dict[str, object]:
+        due = _due_lines(view, lang, t)
+        place = ", ".join(
+            p
+            for p in (view.facility_city, view.facility_region, view.facility_country)
+            if p.strip()
+        )
+        lines = {
+            "case_ref": view.case_ref,
+            "workflow_title": view.workflow_title,
+            "annex": view.annex,
+            "state_label": view.state_label,
+            "complainant": view.complainant,
+            "respondent": view.respondent,
+            "facility_name": view.facility_name,
+            "facility_place": place,
+            "deadline_label": view.deadline_label,
+            "deadline_actor": view.deadline_actor,
+            "citation": view.citation,
+        }
+        paragraphs = {
+            "explanation": view.explanation,
+            "expected_action": view.expected_action,
+        }
+        context: dict[str, object] = {
+            k: header_safe(v, _LINE_MAX) for k, v in lines.items()
+        }
+        context.update({k: body_safe(v) for k, v in paragraphs.items()})
+        context.update(
+            lang=lang,
+            t=t,
+            headline=_headline(view, t),
+            late=view.late,
+            due=due.deadline,
+            due_local=due.local,
+            evidence=_evidence_text(view, t),
+            nominal=_is_nominal(view),
+            link=self.link(view),
+        )
+        return context
+
+    def _ics(self, view: AlertView, t: Mapping[str, str], link: str) -> bytes:
+        label = header_safe(view.deadline_label, _LABEL_MAX)
+        summary = f"{label} — {header_safe(view.case_ref, _REF_MAX)}"
+        parts = [body_safe(view.explanation), header_safe(view.citation, _LINE_MAX)]
+        if _is_nominal(view):
+            summary += t["subject.nominal"]
+            parts.append(t["ics.nominal"])
+        return deadline_ics(
+            deadline_id=view.deadline_id,
+            sequence=view.calendar_sequence,
+            day=view.due_date,
+            summary=header_safe(summary, SUBJECT_MAX),
+            description="\n\n".join(p for p in parts if p.strip()),
+            alarm_text=header_safe(t["ics.alarm"].format(label=label), SUBJECT_MAX),
+            url=link,
+            stamp=self._now().astimezone(UTC),
+        )
