@@ -11,6 +11,7 @@ from typing import Any
 
 from rrm._version import __version__ as _checkout_version
 from rrm.clock import Clock, SystemClock
+from rrm.domain.alerts import Alert, AlertKind, AlertMessage, AlertStatus, AlertView
 from rrm.domain.case import (
     Case,
     Deadline,
@@ -32,6 +33,7 @@ from rrm.domain.commands import (
 )
 from rrm.domain.events import CaseOpened, DeadlineChanged, DomainEvent, TransitionFired
 from rrm.errors import (
+    AlertNotFound,
     CaseAlreadyExists,
     CaseError,
     CaseNotFound,
@@ -49,12 +51,21 @@ from rrm.errors import (
     WorkflowError,
     WorkflowNotFound,
 )
+from rrm.service.alerting import AlertSettings, TickReport
 from rrm.service.engine import CaseEngine, ChainReport
+from rrm.service.ports import Notifier
 from rrm.wiring import bootstrap, upgrade_schema
 from rrm.workflow.registry import Workflows, load_workflows
 from rrm.workflow.spec import WorkflowSpec
 
 __all__ = [
+    "Alert",
+    "AlertKind",
+    "AlertMessage",
+    "AlertNotFound",
+    "AlertSettings",
+    "AlertStatus",
+    "AlertView",
     "AssignOfficers",
     "Case",
     "CaseAlreadyExists",
@@ -79,6 +90,7 @@ __all__ = [
     "InvalidInput",
     "InvalidWorkflow",
     "NotificationError",
+    "Notifier",
     "Officer",
     "OpenCase",
     "Party",
@@ -90,6 +102,7 @@ __all__ = [
     "SchemaOutOfDate",
     "StorageError",
     "SystemClock",
+    "TickReport",
     "TransitionFired",
     "TransitionNotAllowed",
     "WorkflowError",

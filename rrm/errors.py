@@ -15,6 +15,7 @@ host can catch ``LookupError``, ``ValueError`` or ``PermissionError``::
     │   ├── RoleNotAllowed            (also PermissionError) case_id, event, role
     │   ├── GuardRejected                                 case_id, event, guard, reason
     │   ├── DeadlineNotFound          (also LookupError)  case_id, key
+    │   ├── AlertNotFound             (also LookupError)  alert_id
     │   └── ConcurrencyConflict                           case_id, expected, actual
     ├── InvalidInput                  (also ValueError)   field, reason
     ├── StorageError                                      wraps driver errors
@@ -27,6 +28,7 @@ host can catch ``LookupError``, ``ValueError`` or ``PermissionError``::
 from __future__ import annotations
 
 __all__ = [
+    "AlertNotFound",
     "CaseAlreadyExists",
     "CaseError",
     "CaseNotFound",
@@ -172,6 +174,17 @@ class DeadlineNotFound(CaseError, LookupError):
         self.case_id = case_id
         self.key = key
         super().__init__(f"Case {case_id} has no open deadline {key!r}.")
+
+
+class AlertNotFound(CaseError, LookupError):
+    """No alert with that id is in the outbox."""
+
+    def __init__(self, alert_id: str) -> None:
+        self.alert_id = alert_id
+        super().__init__(
+            f"No alert {alert_id!r} exists.",
+            hint="List alerts with `rrm alerts` to find the id.",
+        )
 
 
 class ConcurrencyConflict(CaseError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rrm.adapters.email import JinjaAlertRenderer
 from rrm.adapters.sql import migrate
 from rrm.adapters.sql.engine import make_engine
 from rrm.adapters.sql.uow import SqlUnitOfWorkFactory
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import sqlalchemy as sa
+
+    from rrm.service.alerting import AlertSettings
+    from rrm.service.ports import AlertRenderer, Notifier
 
 __all__ = ["DEFAULT_DB", "bootstrap", "upgrade_schema"]
 
@@ -49,6 +53,10 @@ def bootstrap(
     subscribers: Iterable[Subscriber] = (),
     id_factory: Callable[[], str] | None = None,
     upgrade: bool = False,
+    notifier: Notifier | None = None,
+    renderer: AlertRenderer | None = None,
+    alert_settings: AlertSettings | None = None,
+    link_template: str = "",
 ) -> CaseEngine:
     """Build a ready ``CaseEngine`` on a database.
 
@@ -62,6 +70,12 @@ def bootstrap(
         id_factory: Makes new case ids (random UUIDs by default).
         upgrade: Upgrade the schema first. Off by default: RRM never migrates a
             database unless asked.
+        notifier: Delivers alerts (``SmtpNotifier``, a host's mail service, a
+            webhook); without one, ``tick()`` queues alerts but sends nothing.
+        renderer: Renders alerts; the bundled Jinja renderer by default.
+        alert_settings: Retries, fallback, supervisor and administrator addresses.
+        link_template: Link to a case in the host's application, for e-mails,
+            e.g. ``https://cases.example.gov/rrm/{case_id}``.
 
     Raises:
         SchemaOutOfDate: If the schema is not at the revision this RRM needs.
@@ -76,10 +90,16 @@ def bootstrap(
     loaded = (
         workflows if isinstance(workflows, Workflows) else load_workflows(workflows)
     )
+    clock = clock or SystemClock()
+    if notifier is not None and renderer is None:
+        renderer = JinjaAlertRenderer(link_template, now=clock.now)
     return CaseEngine(
         uow_factory=SqlUnitOfWorkFactory(engine),
         workflows=loaded,
-        clock=clock or SystemClock(),
+        clock=clock,
         subscribers=subscribers,
         id_factory=id_factory,
+        notifier=notifier,
+        renderer=renderer,
+        alert_settings=alert_settings,
     )

@@ -9,6 +9,15 @@ import rrm
 import rrm.errors
 
 EXPECTED = {
+    "Alert",
+    "AlertKind",
+    "AlertMessage",
+    "AlertNotFound",
+    "AlertSettings",
+    "AlertStatus",
+    "AlertView",
+    "Notifier",
+    "TickReport",
     "AssignOfficers",
     "Case",
     "CaseAlreadyExists",

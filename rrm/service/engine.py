@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -10,12 +11,22 @@ from typing import TYPE_CHECKING, Literal, final
 
 import structlog
 
+from rrm.domain.alerts import Alert, AlertStatus
 from rrm.domain.case import Case, Deadline, HistoryEntry, require_aware, verify_chain
 from rrm.domain.deadlines import local_date
 from rrm.domain.events import CaseOpened, DeadlineChanged, DomainEvent, TransitionFired
-from rrm.errors import CaseNotFound, ConcurrencyConflict, InvalidInput
-from rrm.service import handlers
-from rrm.service.ports import CaseChange, CaseQuery, DeadlineQuery, UnitOfWorkFactory
+from rrm.errors import AlertNotFound, CaseNotFound, ConcurrencyConflict, InvalidInput
+from rrm.service import alerting, handlers, validation
+from rrm.service.alerting import AlertSettings, Delivery, TickReport
+from rrm.service.ports import (
+    AlertQuery,
+    AlertRenderer,
+    CaseChange,
+    CaseQuery,
+    DeadlineQuery,
+    Notifier,
+    UnitOfWorkFactory,
+)
 
 if TYPE_CHECKING:
     from rrm.clock import Clock
@@ -70,12 +81,25 @@ class CaseEngine:
         clock: Clock,
         subscribers: Iterable[Subscriber] = (),
         id_factory: Callable[[], str] | None = None,
+        notifier: Notifier | None = None,
+        renderer: AlertRenderer | None = None,
+        alert_settings: AlertSettings | None = None,
     ) -> None:
         self._uow = uow_factory
         self.workflows = workflows
         self.clock = clock
         self._subscribers = list(subscribers)
         self._new_id = id_factory or (lambda: uuid.uuid4().hex)
+        self.alert_settings = alert_settings or AlertSettings()
+        if (notifier is None) != (renderer is None):
+            raise InvalidInput(
+                "notifier", "give both a notifier and a renderer, or neither"
+            )
+        self._delivery = (
+            Delivery(renderer=renderer, notifier=notifier, settings=self.alert_settings)
+            if notifier is not None and renderer is not None
+            else None
+        )
 
     def _now(self) -> datetime:
         # One reading per use case, normalised: the history hash covers UTC text.
@@ -265,6 +289,110 @@ class CaseEngine:
         query = DeadlineQuery(due_before=bound, officer_id=officer_id)
         with self._uow() as uow:
             return uow.cases.open_deadlines(query)
+
+    # -- deadlines enforcement --------------------------------------------------
+
+    def tick(self) -> TickReport:
+        """Do everything owed now: lapses, lapse actions, queued and sent alerts.
+
+        Idempotent: safe to run twice, late, or from several processes at once.
+        Delivery failures are recorded for retry, never raised. Without a notifier
+        alerts are queued but not sent (``unsent`` counts them).
+
+        .. versionadded:: 0.1.0
+        """
+        now = self._now()
+        report, changes = alerting.sweep(
+            self._uow, self.workflows, self.alert_settings, now=now
+        )
+        for change in changes:
+            self._after(change)
+        if self._delivery is not None:
+            report = report + alerting.deliver(
+                self._uow, self.workflows, self._delivery, now=now
+            )
+        else:
+            pending = self.alerts(status=("pending", "failed"))
+            report = report + TickReport(unsent=len(pending))
+        log.info("tick_completed", **dataclasses.asdict(report))
+        return report
+
+    def next_wakeup(self) -> datetime | None:
+        """Return the earliest instant anything is owed (alert, lapse or retry)."""
+        with self._uow() as uow:
+            return uow.outbox.next_wakeup()
+
+    def alerts(
+        self,
+        *,
+        status: tuple[str, ...] | None = None,
+        case_id: str | None = None,
+        recipient_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Alert]:
+        """Return outbox entries (pending, sent, failed, dead, ...), oldest first."""
+        if status is not None:
+            unknown = set(status) - {s.value for s in AlertStatus}
+            if unknown:
+                raise InvalidInput("status", f"unknown alert status {min(unknown)!r}")
+        query = AlertQuery(
+            statuses=status, case_id=case_id, recipient_id=recipient_id, limit=limit
+        )
+        with self._uow() as uow:
+            return uow.outbox.alerts(query)
+
+    def acknowledge(self, alert_id: str, *, officer_id: str) -> Alert:
+        """Record that an officer has seen an alert (its recipient or a supervisor).
+
+        Raises:
+            AlertNotFound: If no such alert exists.
+            InvalidInput: If *officer_id* is empty.
+        """
+        officer = validation.text("officer_id", officer_id)
+        with self._uow() as uow:
+            alert = uow.outbox.alert(alert_id)
+            if alert is None:
+                raise AlertNotFound(alert_id)
+            if alert.acknowledged_at is not None:
+                return alert
+            acked = dataclasses.replace(
+                alert, acknowledged_at=self._now(), acknowledged_by=officer
+            )
+            uow.outbox.update_alert(acked)
+            uow.commit()
+        log.info(
+            "alert_acknowledged",
+            alert_id=alert_id,
+            case_id=alert.case_id,
+            officer_id=officer,
+        )
+        return acked
+
+    def retry(self, alert_id: str) -> Alert:
+        """Put a failed or dead-lettered alert back in the queue, to send now.
+
+        Raises:
+            AlertNotFound: If no such alert exists.
+            InvalidInput: If the alert was sent or is not in a retryable state.
+        """
+        with self._uow() as uow:
+            alert = uow.outbox.alert(alert_id)
+            if alert is None:
+                raise AlertNotFound(alert_id)
+            if alert.status not in {AlertStatus.FAILED, AlertStatus.DEAD}:
+                raise InvalidInput(
+                    "alert_id", f"alert is {alert.status.value}, not failed"
+                )
+            again = dataclasses.replace(
+                alert,
+                status=AlertStatus.PENDING,
+                attempts=0,
+                next_attempt_at=self._now(),
+            )
+            uow.outbox.update_alert(again)
+            uow.commit()
+        log.info("alert_requeued", alert_id=alert_id, case_id=alert.case_id)
+        return again
 
     # -- after commit -----------------------------------------------------------
 

@@ -565,3 +565,27 @@ def assign_officers(
         at=at,
     )
     return _append(uow, case, record, now=now, officers=officers)
+
+
+def record_lapse(
+    uow: UnitOfWork, case: Case, lapsed: Deadline, *, now: datetime
+) -> CaseChange:
+    """Build the audited ``deadline_missed`` entry for a deadline that has lapsed.
+
+    The entry is dated at the lapse (the end of the due date), or at the case's
+    last event if that came later, so the history stays in order.
+    """
+    payload: dict[str, JSONValue] = {
+        "deadline": lapsed.key,
+        "due_date": lapsed.due_date.isoformat(),
+        "nominal": lapsed.nominal,
+    }
+    record = _Record(
+        event="deadline_missed",
+        actor="rrm:engine",
+        role="system",
+        reason=f"{lapsed.label}: due {lapsed.due_date.isoformat()}, not met",
+        payload=payload,
+        at=v.when(None, lapsed.due_at, case.last_event_at),
+    )
+    return _append(uow, case, record, now=now, deadlines=(lapsed,))

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Self
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
     from types import TracebackType
 
-    from rrm.domain.alerts import AlertMessage, AlertView
+    from rrm.domain.alerts import Alert, AlertMessage, AlertView
     from rrm.domain.case import Case, Deadline, Facility, HistoryEntry, Officer
 
 __all__ = [
+    "AlertQuery",
     "AlertRenderer",
     "CaseChange",
     "CaseQuery",
@@ -23,6 +25,7 @@ __all__ = [
     "DeadlineQuery",
     "Determination",
     "Notifier",
+    "OutboxRepository",
     "UnitOfWork",
     "UnitOfWorkFactory",
 ]
@@ -134,10 +137,67 @@ class CaseRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertQuery:
+    """Filters for listing outbox entries; ``None`` means any."""
+
+    statuses: tuple[str, ...] | None = None
+    case_id: str | None = None
+    recipient_id: str | None = None
+    limit: int | None = None
+
+
+class OutboxRepository(Protocol):
+    """The deadline sweep's queries and the alert outbox."""
+
+    def claim_due_cases(self, *, now: datetime, limit: int) -> list[str]:
+        """Return (and lock) cases with an open deadline whose next action is due.
+
+        On PostgreSQL the case rows are locked with ``FOR UPDATE SKIP LOCKED``, so
+        concurrent workers take different cases.
+        """
+        ...
+
+    def save_schedules(self, deadlines: Sequence[Deadline]) -> None:
+        """Store the lapse and alert bookkeeping of deadlines (not a case change)."""
+        ...
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> int:
+        """Insert alerts not already in the outbox; return how many were new."""
+        ...
+
+    def claim_alerts(
+        self, *, now: datetime, limit: int, lease_until: datetime
+    ) -> list[Alert]:
+        """Claim alerts ready to send (pending, failed and due, or lease expired).
+
+        Claimed alerts are marked ``sending`` until *lease_until*; a worker that
+        dies releases them when the lease expires.
+        """
+        ...
+
+    def update_alert(self, alert: Alert) -> None:
+        """Store an alert's new status, attempts, error and times."""
+        ...
+
+    def alert(self, alert_id: str) -> Alert | None:
+        """Return one alert, or ``None``."""
+        ...
+
+    def alerts(self, query: AlertQuery) -> list[Alert]:
+        """Return alerts matching the query, oldest owed first."""
+        ...
+
+    def next_wakeup(self) -> datetime | None:
+        """Return the earliest instant at which the sweep or the sender is owed."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction; rolls back unless ``commit()`` was called."""
 
     cases: CaseRepository
+    outbox: OutboxRepository
 
     def __enter__(self) -> Self: ...
 

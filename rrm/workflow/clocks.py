@@ -12,6 +12,7 @@ import dataclasses
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from rrm.domain.alerts import next_step_at
 from rrm.domain.case import Case, Deadline, DeadlineStatus, JSONValue, Party
 from rrm.domain.deadlines import (
     ComputedDue,
@@ -38,6 +39,7 @@ __all__ = [
     "plan_deadlines",
     "resume_deadline",
     "rule_of",
+    "scheduled",
     "spec_key",
 ]
 
@@ -52,6 +54,26 @@ class EventFacts:
     payload: Mapping[str, JSONValue]
     at: datetime
     seq: int
+
+
+def scheduled(
+    deadline: Deadline, spec: DeadlineSpec, calendar: BusinessCalendar
+) -> Deadline:
+    """Return *deadline* with ``next_action_at`` set: its next alert or its lapse.
+
+    Only open deadlines need the engine; paused, met and cancelled ones do not.
+    """
+    if deadline.status is not DeadlineStatus.OPEN:
+        return dataclasses.replace(deadline, next_action_at=None)
+    candidates = []
+    if deadline.lapsed_at is None:
+        candidates.append(deadline.due_at)
+    if spec.ladder is not None:
+        after = deadline.alerts_through or deadline.opened_at
+        step = next_step_at(spec.ladder, deadline, calendar, after=after)
+        if step is not None:
+            candidates.append(step)
+    return dataclasses.replace(deadline, next_action_at=min(candidates, default=None))
 
 
 def spec_key(deadline_key: str) -> str:
@@ -141,7 +163,11 @@ def _close(workflow: WorkflowSpec, facts: EventFacts) -> list[Deadline]:
             continue
         out.append(
             dataclasses.replace(
-                d, status=status, closed_seq=facts.seq, closed_at=facts.at
+                d,
+                status=status,
+                closed_seq=facts.seq,
+                closed_at=facts.at,
+                next_action_at=None,
             )
         )
     return out
@@ -243,7 +269,7 @@ def _deadline(
     anchor: datetime,
     cal: BusinessCalendar,
 ) -> Deadline:
-    return Deadline(
+    opened = Deadline(
         deadline_id=f"{facts.case.case_id}:{key}:{facts.seq}",
         case_id=facts.case.case_id,
         key=key,
@@ -266,6 +292,7 @@ def _deadline(
         opened_seq=facts.seq,
         opened_at=facts.at,
     )
+    return scheduled(opened, spec, cal)
 
 
 def _previous(d: Deadline) -> ComputedDue:
@@ -297,7 +324,10 @@ def extend_deadline(
         due_at=due.due_at,
         explanation=due.explanation,
         extensions=deadline.extensions + 1,
+        # An extension past the lapse revives the deadline.
+        lapsed_at=deadline.lapsed_at if due.due_at <= deadline.due_at else None,
     )
+    changed = scheduled(changed, spec, cal)
     return (changed, *_dependents(workflow, case, changed, calendars))
 
 
@@ -309,7 +339,9 @@ def pause_deadline(deadline: Deadline, *, at: datetime) -> Deadline:
     """
     if deadline.status is DeadlineStatus.PAUSED:
         raise InvalidInput("deadline", f"{deadline.key!r} is already paused")
-    return dataclasses.replace(deadline, status=DeadlineStatus.PAUSED, paused_at=at)
+    return dataclasses.replace(
+        deadline, status=DeadlineStatus.PAUSED, paused_at=at, next_action_at=None
+    )
 
 
 def resume_deadline(
@@ -344,6 +376,7 @@ def resume_deadline(
         due_at=due.due_at,
         explanation=due.explanation,
     )
+    changed = scheduled(changed, spec, cal)
     return (changed, *_dependents(workflow, case, changed, calendars))
 
 
@@ -370,7 +403,9 @@ def _dependents(
             due_at=due.due_at,
             anchor_at=anchor,
             explanation=due.explanation,
+            lapsed_at=None,
         )
+        changed = scheduled(changed, spec, cal)
         yield changed
         # Deadlines may chain (C anchored on B anchored on A): follow the chain.
         yield from _dependents(workflow, case, changed, calendars)

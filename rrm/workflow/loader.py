@@ -11,9 +11,10 @@ import hashlib
 import tomllib
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from rrm.domain.alerts import AlertLadder
 from rrm.domain.case import Party
 from rrm.domain.deadlines import Counting, Evidence
-from rrm.errors import InvalidWorkflow
+from rrm.errors import InvalidInput, InvalidWorkflow
 from rrm.workflow.effects import EFFECT_ARGS
 from rrm.workflow.guards import GUARDS
 from rrm.workflow.spec import (
@@ -45,6 +46,15 @@ PAYLOAD_TYPES = frozenset(
 # Roles every workflow knows without declaring them: the engine's own lapse actions.
 RESERVED_ROLES = frozenset({"system"})
 
+_LADDER_KEYS = {
+    "before",
+    "before_business",
+    "on_due",
+    "overdue_every",
+    "recipients",
+    "supervisor_on_lapse",
+    "hour",
+}
 _TOP = {
     "workflow",
     "calendars",
@@ -55,6 +65,7 @@ _TOP = {
     "transitions",
     "deadlines",
     "parameters",
+    "alert_ladders",
 }
 
 
@@ -166,7 +177,8 @@ def parse_workflow(
     openings = _openings(ctx, data, states, roles)
     transitions = _transitions(ctx, data, states, roles)
     events = {t.event for t in transitions} | {o.event for o in openings.values()}
-    deadlines = _deadlines(ctx, data, states, events)
+    ladders = _ladders(ctx, data, roles)
+    deadlines = _deadlines(ctx, data, states, events, ladders)
     _check_lapses(ctx, transitions, deadlines)
     _check_openers(ctx, openings, transitions, deadlines)
     directions = _directions(ctx, data, openings, calendars)
@@ -435,6 +447,7 @@ _DEADLINE_KEYS = {
     "agreed_from",
     "agreed_list",
     "on_lapse",
+    "alerts",
 }
 
 
@@ -493,12 +506,56 @@ def _refs(
     return opened_by, met_by, frozenset(active_in)
 
 
+def _ladders(
+    ctx: _Ctx, data: Mapping[str, Any], roles: Mapping[str, str]
+) -> dict[str, AlertLadder]:
+    raw = data.get("alert_ladders", {})
+    if not isinstance(raw, dict):
+        raise ctx.fail("alert_ladders", "a table is required here")
+    out: dict[str, AlertLadder] = {}
+    for name, body in raw.items():
+        path = f"alert_ladders.{name}."
+        ctx.only(body, _LADDER_KEYS, path)
+        recipients = ctx.names(body, "recipients", path)
+        for i, role in enumerate(recipients):
+            if role not in roles and role != "supervisor":
+                raise ctx.fail(f"{path}recipients[{i}]", f"undeclared role {role!r}")
+        try:
+            out[name] = AlertLadder(
+                before=tuple(body.get("before", (7, 3, 1))),
+                before_business=bool(body.get("before_business", True)),
+                on_due=bool(body.get("on_due", True)),
+                overdue_every=body.get("overdue_every", 2),
+                recipients=recipients,
+                supervisor_on_lapse=bool(body.get("supervisor_on_lapse", True)),
+                hour=int(body.get("hour", 8)),
+            )
+        except (InvalidInput, TypeError, ValueError) as exc:
+            raise ctx.fail(
+                path.rstrip("."), f"not a valid alert ladder: {exc}"
+            ) from None
+    return out
+
+
+def _ladder_of(
+    ctx: _Ctx, body: Mapping[str, Any], path: str, ladders: Mapping[str, AlertLadder]
+) -> AlertLadder | None:
+    name = body.get("alerts", "standard" if "standard" in ladders else None)
+    if name is None or name == "none":
+        return None
+    if name not in ladders:
+        raise ctx.fail(f"{path}alerts", f"unknown alert ladder {name!r}")
+    return ladders[name]
+
+
 def _deadline(
     ctx: _Ctx,
     key: str,
     body: Mapping[str, Any],
+    *,
     states: Mapping[str, StateSpec],
     events: set[str],
+    ladders: Mapping[str, AlertLadder],
 ) -> DeadlineSpec:
     path = f"deadlines.{key}."
     ctx.only(body, _DEADLINE_KEYS, path)
@@ -535,7 +592,11 @@ def _deadline(
         note=ctx.text(body, "note", path, required=False),
         agreed_from=body.get("agreed_from"),
         agreed_list=body.get("agreed_list"),
-        on_lapse=ctx.text(body, "on_lapse", path, required=False, default="flag"),
+        on_lapse=cast(
+            "Literal['flag', 'advance']",
+            _choice(ctx, body, "on_lapse", path, ("flag", "advance")),
+        ),
+        ladder=_ladder_of(ctx, body, path, ladders),
     )
 
 
@@ -544,11 +605,15 @@ def _deadlines(
     data: Mapping[str, Any],
     states: Mapping[str, StateSpec],
     events: set[str],
+    ladders: Mapping[str, AlertLadder],
 ) -> dict[str, DeadlineSpec]:
     raw = data.get("deadlines", {})
     if not isinstance(raw, dict):
         raise ctx.fail("deadlines", "a table is required here")
-    out = {k: _deadline(ctx, k, v, states, events) for k, v in raw.items()}
+    out = {
+        k: _deadline(ctx, k, v, states=states, events=events, ladders=ladders)
+        for k, v in raw.items()
+    }
     for key, spec in out.items():
         if spec.anchor_deadline is not None and spec.anchor_deadline not in out:
             raise ctx.fail(f"deadlines.{key}.anchor", "anchors on an unknown deadline")
@@ -574,6 +639,20 @@ def _check_lapses(
             raise ctx.fail(
                 f"transitions[{t.index}].after_lapse_of",
                 f"unknown deadline {t.after_lapse_of!r}",
+            )
+    for key, spec in deadlines.items():
+        if spec.on_lapse != "advance":
+            continue
+        # The engine advances a lapsed deadline as the role "system": some
+        # transition waiting for that lapse must admit it (in a state without one,
+        # the lapse is only flagged).
+        if not any(
+            t.after_lapse_of == key and "system" in t.roles for t in transitions
+        ):
+            raise ctx.fail(
+                f"deadlines.{key}.on_lapse",
+                f"'advance' needs a transition after_lapse_of = {key!r} that the "
+                "role 'system' may fire",
             )
 
 

@@ -14,6 +14,7 @@ from rrm.domain.deadlines import Counting, Evidence
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from rrm.domain.alerts import AlertLadder
     from rrm.domain.case import Party
 
 __all__ = [
@@ -124,7 +125,8 @@ class DeadlineSpec:
     note: str = ""
     agreed_from: str | None = None
     agreed_list: str | None = None
-    on_lapse: str = "flag"
+    on_lapse: Literal["flag", "advance"] = "flag"
+    ladder: AlertLadder | None = None
 
     @property
     def nominal(self) -> bool:

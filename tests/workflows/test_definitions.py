@@ -107,8 +107,8 @@ class TestLock:
 BROKEN = [
     ("days = 45", "days = -3", "deadlines.respondent_review.days"),
     (
-        'citation = "USMCA Annex 31-A, Arts. 31-A.3 and 31-A.5"\nevidence = "R"\nnote = "3 business',
-        'evidence = "R"\nnote = "3 business',
+        'citation = "USMCA Annex 31-A, Arts. 31-A.3 and 31-A.5"\nalerts = "short"\nevidence = "R"\nnote = "3 business',
+        'alerts = "short"\nevidence = "R"\nnote = "3 business',
         "deadlines.panel_composition.citation",
     ),
     (

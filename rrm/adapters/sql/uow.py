@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Self, final
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from rrm.adapters.sql.outbox import SqlOutbox
 from rrm.adapters.sql.repository import SqlCaseRepository
 from rrm.errors import StorageError
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
-    from rrm.service.ports import CaseRepository
+    from rrm.service.ports import CaseRepository, OutboxRepository
 
 __all__ = ["SqlUnitOfWork", "SqlUnitOfWorkFactory"]
 
@@ -37,6 +38,7 @@ class SqlUnitOfWork:
     # Typed as the port: the UnitOfWork protocol declares a settable attribute,
     # which mypy matches invariantly.
     cases: CaseRepository
+    outbox: OutboxRepository
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
@@ -56,6 +58,7 @@ class SqlUnitOfWork:
             raise StorageError(msg) from exc
         self._conn = conn
         self.cases = SqlCaseRepository(conn)
+        self.outbox = SqlOutbox(conn)
         return self
 
     def __exit__(
