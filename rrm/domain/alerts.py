@@ -27,6 +27,8 @@ __all__ = [
     "AlertStatus",
     "AlertStep",
     "AlertView",
+    "DigestItem",
+    "DigestView",
     "next_step_at",
     "owed_steps",
     "step_due_date",
@@ -186,6 +188,41 @@ class AlertView:
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DigestItem:
+    """One open deadline in an officer's daily digest."""
+
+    case_id: str
+    case_ref: str
+    facility_name: str
+    state_label: str
+    deadline_key: str
+    deadline_label: str
+    due_date: date
+    due_at: datetime
+    deadline_timezone: str
+    status: str  # "overdue", "due_today" or "upcoming"
+    nominal: bool
+    explanation: str
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestView:
+    """An officer's daily summary of the open deadlines on their cases."""
+
+    alert_id: str
+    message_id: str
+    recipient_email: str
+    recipient_id: str
+    language: str
+    timezone: str
+    day: date
+    horizon_days: int
+    items: tuple[DigestItem, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AlertMessage:
     """A rendered alert, ready for any notifier (SMTP, a host service, a webhook)."""
 
@@ -198,7 +235,7 @@ class AlertMessage:
     html: str
     ics: bytes | None
     language: str
-    view: AlertView
+    view: AlertView | DigestView
 
 
 def _at_hour(day: date, hour: int, timezone: str) -> datetime:

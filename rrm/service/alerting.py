@@ -11,10 +11,12 @@ recipient, and claims are exclusive.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, final
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -25,13 +27,17 @@ from rrm.domain.alerts import (
     AlertStatus,
     AlertStep,
     AlertView,
+    DigestItem,
+    DigestView,
     owed_steps,
     step_due_date,
 )
 from rrm.domain.case import Case, Deadline, DeadlineStatus, Officer
 from rrm.domain.commands import FireEvent
+from rrm.domain.deadlines import local_date
 from rrm.errors import NotificationError, RRMError
 from rrm.service import handlers
+from rrm.service.ports import CaseQuery, DeadlineQuery
 from rrm.workflow.clocks import scheduled, spec_key
 
 if TYPE_CHECKING:
@@ -45,7 +51,14 @@ if TYPE_CHECKING:
     from rrm.workflow.registry import Workflows
     from rrm.workflow.spec import DeadlineSpec, WorkflowSpec
 
-__all__ = ["AlertSettings", "TickReport", "deliver", "sweep"]
+__all__ = [
+    "AlertSettings",
+    "TickReport",
+    "deliver",
+    "next_digest",
+    "queue_digests",
+    "sweep",
+]
 
 log = structlog.get_logger("rrm.alerts")
 
@@ -66,6 +79,10 @@ class AlertSettings:
         fallback_address: Receives alerts for cases with no officer to alert.
         supervisor_address: Receives overdue alerts of cases with no supervisor.
         admin_address: Receives one e-mail per dead-lettered alert.
+        digest_hour: When set, every officer with open deadlines gets a daily
+            digest at this local hour (their time zone, else ``digest_timezone``).
+        digest_timezone: Time zone for digests of officers who have none.
+        digest_horizon_days: How far ahead a digest looks.
 
     .. versionadded:: 0.1.0
     """
@@ -81,6 +98,9 @@ class AlertSettings:
     fallback_address: str = ""
     supervisor_address: str = ""
     admin_address: str = ""
+    digest_hour: int | None = None
+    digest_timezone: str = "UTC"
+    digest_horizon_days: int = 14
 
 
 @final
@@ -132,6 +152,7 @@ def sweep(
     Returns the report and the committed case changes (for subscribers).
     """
     total = _Sweep()
+    seen: set[str] = set()
     while True:
         with uow_factory() as uow:
             ids = uow.outbox.claim_due_cases(now=now, limit=settings.batch)
@@ -143,6 +164,12 @@ def sweep(
         total.report = total.report + batch.report + TickReport(cases=len(ids))
         if len(ids) < settings.batch:
             return total.report, total.changes
+        if seen.issuperset(ids):
+            # Every case of a full batch came back: something keeps them due. Stop
+            # rather than spin; the next tick tries again.
+            log.error("sweep_stalled", cases=len(ids))
+            return total.report, total.changes
+        seen.update(ids)
 
 
 def _sweep_case(
@@ -383,14 +410,28 @@ def deliver(
             claimed = uow.outbox.claim_alerts(
                 now=now, limit=settings.batch, lease_until=now + settings.lease
             )
-            cases = {a.case_id: uow.cases.get(a.case_id) for a in claimed}
+            cases = {
+                a.case_id: uow.cases.get(a.case_id)
+                for a in claimed
+                if a.kind is not AlertKind.DIGEST
+            }
+            digests = {
+                a.alert_id: _digest_view(uow, workflows, a, now=now, settings=settings)
+                for a in claimed
+                if a.kind is AlertKind.DIGEST
+            }
             uow.commit()
         if not claimed:
             return report
-        outcomes = [
-            _deliver_one(a, cases.get(a.case_id), workflows, delivery, now=now)
-            for a in claimed
-        ]
+        # A notifier that can hold one connection for a batch (SMTP) does so.
+        session = getattr(delivery.notifier, "session", None)
+        with session() if callable(session) else contextlib.nullcontext():
+            outcomes = [
+                _send_digest(a, digests[a.alert_id], delivery, now=now)
+                if a.kind is AlertKind.DIGEST
+                else _deliver_one(a, cases.get(a.case_id), workflows, delivery, now=now)
+                for a in claimed
+            ]
         with uow_factory() as uow:
             for updated, extra in outcomes:
                 uow.outbox.update_alert(updated)
@@ -432,8 +473,26 @@ def _deliver_one(
         message = delivery.renderer.render(_view(alert, case, deadline, spec))
         delivery.notifier.send(message)
     except NotificationError as exc:
-        return _failed(alert, exc, case, now=now, settings=delivery.settings)
+        return _failed(alert, exc, now=now, settings=delivery.settings)
     bound.info("alert_sent", deadline_key=deadline.key, late=alert.late)
+    return dataclasses.replace(
+        alert,
+        status=AlertStatus.SENT,
+        sent_at=now,
+        attempts=alert.attempts + 1,
+        claimed_until=None,
+        last_error="",
+    ), None
+
+
+def _send_digest(
+    alert: Alert, view: DigestView, delivery: Delivery, *, now: datetime
+) -> tuple[Alert, Alert | None]:
+    try:
+        delivery.notifier.send(delivery.renderer.render_digest(view))
+    except NotificationError as exc:
+        return _failed(alert, exc, now=now, settings=delivery.settings)
+    log.info("digest_sent", alert_id=alert.alert_id, items=len(view.items))
     return dataclasses.replace(
         alert,
         status=AlertStatus.SENT,
@@ -469,7 +528,6 @@ def _superseded(alert: Alert, deadline: Deadline) -> bool:
 def _failed(
     alert: Alert,
     exc: NotificationError,
-    case: Case,
     *,
     now: datetime,
     settings: AlertSettings,
@@ -480,7 +538,7 @@ def _failed(
         log.error(
             "alert_dead_lettered",
             alert_id=alert.alert_id,
-            case_id=case.case_id,
+            case_id=alert.case_id,
             attempts=attempts,
             permanent=exc.permanent,
         )
@@ -497,7 +555,7 @@ def _failed(
     log.warning(
         "alert_failed",
         alert_id=alert.alert_id,
-        case_id=case.case_id,
+        case_id=alert.case_id,
         attempts=attempts,
         retry_in_seconds=int(wait.total_seconds()),
     )
@@ -599,4 +657,126 @@ def _view(
         expected_action=_expected_action(alert, deadline, spec),
         link="",
         calendar_sequence=deadline.extensions,
+    )
+
+
+# -- daily digests ---------------------------------------------------------------
+
+
+def _digest_instant(day: date, hour: int, timezone: str) -> datetime:
+    return datetime.combine(day, time(hour), ZoneInfo(timezone)).astimezone(UTC)
+
+
+def queue_digests(
+    uow_factory: UnitOfWorkFactory, settings: AlertSettings, *, now: datetime
+) -> int:
+    """Queue today's digest for every officer past the digest hour; return how many."""
+    hour = settings.digest_hour
+    if hour is None:
+        return 0
+    with uow_factory() as uow:
+        alerts = []
+        for officer in uow.outbox.digest_recipients():
+            tz = officer.timezone or settings.digest_timezone
+            local = now.astimezone(ZoneInfo(tz))
+            if local.hour < hour:
+                continue
+            owed = _digest_instant(local.date(), hour, tz)
+            alerts.append(
+                Alert(
+                    alert_id=f"digest:{officer.officer_id}:{local.date().isoformat()}",
+                    deadline_id=f"digest:{officer.officer_id}",
+                    case_id="",
+                    step=f"digest@{local.date().isoformat()}",
+                    kind=AlertKind.DIGEST,
+                    recipient_id=officer.officer_id,
+                    recipient_email=officer.email,
+                    recipient_role="",
+                    language=officer.language,
+                    timezone=tz,
+                    owed_at=owed,
+                    created_at=now,
+                    late=owed < now - settings.late_after,
+                )
+            )
+        queued = uow.outbox.add_alerts(alerts)
+        uow.commit()
+    return queued
+
+
+def next_digest(
+    uow_factory: UnitOfWorkFactory, settings: AlertSettings, *, now: datetime
+) -> datetime | None:
+    """Return when the next officer's digest falls due, if digests are on."""
+    hour = settings.digest_hour
+    if hour is None:
+        return None
+    with uow_factory() as uow:
+        zones = {
+            o.timezone or settings.digest_timezone
+            for o in uow.outbox.digest_recipients()
+        }
+    instants = []
+    for tz in zones:
+        local = now.astimezone(ZoneInfo(tz)).date()
+        today = _digest_instant(local, hour, tz)
+        instants.append(
+            today
+            if today > now
+            else _digest_instant(local + timedelta(days=1), hour, tz)
+        )
+    return min(instants, default=None)
+
+
+def _digest_view(
+    uow: UnitOfWork,
+    workflows: Workflows,
+    alert: Alert,
+    *,
+    now: datetime,
+    settings: AlertSettings,
+) -> DigestView:
+    officer = alert.recipient_id
+    horizon = settings.digest_horizon_days
+    cases = {c.case_id: c for c in uow.cases.find(CaseQuery(officer_id=officer))}
+    query = DeadlineQuery(officer_id=officer, due_before=now + timedelta(days=horizon))
+    items = []
+    for d in uow.cases.open_deadlines(query):
+        case = cases.get(d.case_id)
+        if case is None:  # pragma: no cover - the query joins on the same officer
+            continue
+        spec = workflows.get(case.workflow_id, case.workflow_version)
+        status = (
+            "overdue"
+            if now >= d.due_at
+            else "due_today"
+            if local_date(now, d.timezone) == d.due_date
+            else "upcoming"
+        )
+        items.append(
+            DigestItem(
+                case_id=case.case_id,
+                case_ref=case.external_ref,
+                facility_name=case.facility.name,
+                state_label=spec.states[case.state].label,
+                deadline_key=d.key,
+                deadline_label=d.label,
+                due_date=d.due_date,
+                due_at=d.due_at,
+                deadline_timezone=d.timezone,
+                status=status,
+                nominal=d.nominal,
+                explanation=d.explanation,
+            )
+        )
+    return DigestView(
+        alert_id=alert.alert_id,
+        message_id=alert.message_id,
+        recipient_email=alert.recipient_email,
+        recipient_id=officer,
+        language=alert.language,
+        timezone=alert.timezone,
+        day=step_due_date(alert.step),
+        horizon_days=horizon,
+        items=tuple(items),
     )

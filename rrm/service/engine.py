@@ -307,6 +307,9 @@ class CaseEngine:
         )
         for change in changes:
             self._after(change)
+        report = report + TickReport(
+            queued=alerting.queue_digests(self._uow, self.alert_settings, now=now)
+        )
         if self._delivery is not None:
             report = report + alerting.deliver(
                 self._uow, self.workflows, self._delivery, now=now
@@ -320,7 +323,9 @@ class CaseEngine:
     def next_wakeup(self) -> datetime | None:
         """Return the earliest instant anything is owed (alert, lapse or retry)."""
         with self._uow() as uow:
-            return uow.outbox.next_wakeup()
+            owed = uow.outbox.next_wakeup(alerts=self._delivery is not None)
+        digest = alerting.next_digest(self._uow, self.alert_settings, now=self._now())
+        return min((t for t in (owed, digest) if t is not None), default=None)
 
     def alerts(
         self,

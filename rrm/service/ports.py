@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from types import TracebackType
 
-    from rrm.domain.alerts import Alert, AlertMessage, AlertView
+    from rrm.domain.alerts import Alert, AlertMessage, AlertView, DigestView
     from rrm.domain.case import Case, Deadline, Facility, HistoryEntry, Officer
 
 __all__ = [
@@ -188,8 +188,12 @@ class OutboxRepository(Protocol):
         """Return alerts matching the query, oldest owed first."""
         ...
 
-    def next_wakeup(self) -> datetime | None:
-        """Return the earliest instant at which the sweep or the sender is owed."""
+    def next_wakeup(self, *, alerts: bool = True) -> datetime | None:
+        """Return when the sweep (and, if *alerts*, the sender) is next owed."""
+        ...
+
+    def digest_recipients(self) -> list[Officer]:
+        """Return officers with an e-mail assigned to cases with open deadlines."""
         ...
 
 
@@ -230,6 +234,10 @@ class AlertRenderer(Protocol):
 
     def render(self, view: AlertView) -> AlertMessage:
         """Return the rendered message (subject, text, HTML, calendar file)."""
+        ...
+
+    def render_digest(self, view: DigestView) -> AlertMessage:
+        """Return an officer's daily digest of open deadlines, rendered."""
         ...
 
 

@@ -13,14 +13,14 @@ import socket
 import ssl
 import subprocess
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from rrm.domain.alerts import AlertKind, AlertView
+from rrm.domain.alerts import AlertKind, AlertView, DigestItem, DigestView
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,6 +75,66 @@ def make_view(**changes: Any) -> AlertView:
     }
     base.update(changes)
     return AlertView(**base)
+
+
+def make_digest_view(**changes: Any) -> DigestView:
+    """Return a digest for Thursday 2025-01-16: 2 overdue, 1 due today, 2 upcoming."""
+
+    def item(key: str, status: str, day: date, **more: Any) -> DigestItem:
+        fields: dict[str, Any] = {
+            "case_id": "c-1",
+            "case_ref": "RRM-2025-001",
+            "facility_name": "Planta Silao",
+            "state_label": "Panel requested; panelists being selected by lot",
+            "deadline_key": key,
+            "deadline_label": key.replace("_", " ").capitalize(),
+            "due_date": day,
+            # The end of the due day in Mexico City (UTC-06:00).
+            "due_at": datetime.combine(day, datetime.min.time(), UTC)
+            + timedelta(days=1, hours=6),
+            "deadline_timezone": "America/Mexico_City",
+            "status": status,
+            "nominal": False,
+            "explanation": f"What {key} means.",
+        }
+        fields.update(more)
+        return DigestItem(**fields)
+
+    base: dict[str, Any] = {
+        "alert_id": "digest:off-7:2025-01-16",
+        "message_id": "<digest.off-7.2025-01-16@rrm.invalid>",
+        "recipient_email": "ana.ruiz@dol.example",
+        "recipient_id": "off-7",
+        "language": "en",
+        "timezone": "America/Mexico_City",
+        "day": date(2025, 1, 16),
+        "horizon_days": 14,
+        "items": (
+            item("request_response", "overdue", date(2025, 1, 14)),
+            item(
+                "remediation_plan",
+                "overdue",
+                date(2025, 1, 10),
+                case_id="c-2",
+                case_ref="RRM-2024-017",
+                facility_name="Fábrica Puebla",
+            ),
+            item("panel_composition", "due_today", date(2025, 1, 16), nominal=True),
+            item("panel_verification", "upcoming", date(2025, 1, 21)),
+            item(
+                "determination",
+                "upcoming",
+                date(2025, 1, 24),
+                case_id="c-3",
+                case_ref="RRM-2025-004",
+                facility_name="Usine Windsor",
+                due_at=datetime(2025, 1, 25, 5, 0, tzinfo=UTC),
+                deadline_timezone="America/Toronto",
+            ),
+        ),
+    }
+    base.update(changes)
+    return DigestView(**base)
 
 
 def free_port() -> int:

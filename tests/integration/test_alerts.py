@@ -360,3 +360,49 @@ class TestTwoWorkers:
         assert len(ids) == len(set(ids)) == sum(r.sent for r in reports)
         assert len(ids) == len(first.alerts(status=("sent",)))
         assert first.alerts(status=("pending", "failed", "sending")) == []
+
+
+class TestDigest:
+    def test_one_digest_per_officer_per_day(
+        self, db_url, sql_engine_for, clock, workflows, smtp_server
+    ):
+        """With digests on, each officer gets exactly one digest a day, at the local hour."""
+        settings = rrm.AlertSettings(
+            digest_hour=7, digest_timezone="America/Mexico_City"
+        )
+        engine = make_engine(
+            db_url, sql_engine_for, clock, workflows, smtp_server.port, settings
+        )
+        open_case(engine, ref="D-1", officers=(ANA,))
+        open_case(engine, ref="D-2", officers=(ANA, LUIS))
+        skip(engine, clock, to=datetime(2025, 1, 9, 14, tzinfo=UTC))
+        digests = engine.alerts(status=("sent",))
+        days = Counter(
+            (a.recipient_id, a.step) for a in digests if a.kind is rrm.AlertKind.DIGEST
+        )
+        assert days == {
+            ("ana", "digest@2025-01-07"): 1,
+            ("ana", "digest@2025-01-08"): 1,
+            ("ana", "digest@2025-01-09"): 1,
+            ("luis", "digest@2025-01-07"): 1,
+            ("luis", "digest@2025-01-08"): 1,
+            ("luis", "digest@2025-01-09"): 1,
+        }
+        first = min(a.sent_at for a in digests if a.kind is rrm.AlertKind.DIGEST)
+        assert first == datetime(2025, 1, 7, 13, tzinfo=UTC)  # 07:00 in Mexico City
+
+    def test_digests_are_off_by_default(self, alerting, clock):
+        """Without a digest hour no digest is queued."""
+        open_case(alerting, officers=(ANA,))
+        skip(alerting, clock, to=datetime(2025, 1, 9, tzinfo=UTC))
+        assert not [a for a in alerting.alerts() if a.kind is rrm.AlertKind.DIGEST]
+
+
+class TestWithoutNotifier:
+    def test_queued_alerts_do_not_hold_the_wakeup(self, engine, clock):
+        """Without a notifier, alerts are queued and the next wake-up still moves on."""
+        open_case(engine, officers=(ANA,))
+        clock.set(datetime(2025, 1, 8, tzinfo=UTC))
+        report = engine.tick()
+        assert report.unsent == 1
+        assert engine.next_wakeup() > clock.now()

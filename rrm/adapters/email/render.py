@@ -1,4 +1,4 @@
-"""Render alert views into e-mail messages (text, HTML, iCalendar) in three languages.
+"""Render alert views and daily digests into e-mail messages, in three languages.
 
 The fixed wording of the e-mails lives in the catalogue below (English, Spanish and
 French); case data (labels, explanations, citations) is shown as given. Dates are
@@ -21,7 +21,13 @@ import jinja2
 
 from rrm.adapters.email.ics import deadline_ics
 from rrm.clock import SystemClock
-from rrm.domain.alerts import AlertKind, AlertMessage, AlertView
+from rrm.domain.alerts import (
+    AlertKind,
+    AlertMessage,
+    AlertView,
+    DigestItem,
+    DigestView,
+)
 from rrm.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -44,6 +50,8 @@ _LINE_MAX: Final = 1000
 _LINK_FIELDS: Final = frozenset({"case_id", "case_ref", "deadline_key", "alert_id"})
 # Bidirectional overrides can make a line read differently from what it contains.
 _BIDI: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# The groups of a digest, in the order they are shown.
+_GROUPS: Final = ("overdue", "due_today", "upcoming")
 
 _WEEKDAYS: Final[Mapping[str, tuple[str, ...]]] = {
     "en": (
@@ -152,6 +160,19 @@ _EN: Final[Mapping[str, str]] = {
     "message.",
     "ics.alarm": "Deadline tomorrow: {label}",
     "ics.nominal": "NOMINAL: recalled, not verified; check the official text.",
+    "digest.subject": "Deadlines for {date}: {summary}",
+    "digest.count.overdue": "{n} overdue",
+    "digest.count.due_today": "{n} due today",
+    "digest.count.upcoming": "{n} upcoming",
+    "digest.empty": "no open deadlines within {n} days",
+    "digest.empty_one": "no open deadlines within 1 day",
+    "digest.head": "Your open deadlines on {date}",
+    "digest.group.overdue": "Overdue ({count})",
+    "digest.group.due_today": "Due today ({count})",
+    "digest.group.upcoming": "Upcoming within {n} days ({count})",
+    "digest.group.upcoming_one": "Upcoming within 1 day ({count})",
+    "digest.empty.body": "You have no open deadlines within {n} days.",
+    "digest.empty.body_one": "You have no open deadlines within 1 day.",
 }
 
 _ES: Final[Mapping[str, str]] = {
@@ -203,6 +224,21 @@ _ES: Final[Mapping[str, str]] = {
     "este mensaje.",
     "ics.alarm": "El plazo vence mañana: {label}",
     "ics.nominal": "NOMINAL: recordado, no verificado; consulte el texto oficial.",
+    "digest.subject": "Plazos del {date}: {summary}",
+    "digest.count.overdue": "{n} vencidos",
+    "digest.count.overdue_one": "1 vencido",
+    "digest.count.due_today": "{n} vencen hoy",
+    "digest.count.due_today_one": "1 vence hoy",
+    "digest.count.upcoming": "{n} por vencer",
+    "digest.empty": "ningún plazo abierto en los próximos {n} días",
+    "digest.empty_one": "ningún plazo abierto hasta mañana",
+    "digest.head": "Sus plazos abiertos al {date}",
+    "digest.group.overdue": "Vencidos ({count})",
+    "digest.group.due_today": "Vencen hoy ({count})",
+    "digest.group.upcoming": "Por vencer en los próximos {n} días ({count})",
+    "digest.group.upcoming_one": "Por vencer hasta mañana ({count})",
+    "digest.empty.body": "No tiene plazos abiertos en los próximos {n} días.",
+    "digest.empty.body_one": "No tiene plazos abiertos hasta mañana.",
 }
 
 _FR: Final[Mapping[str, str]] = {
@@ -256,6 +292,20 @@ _FR: Final[Mapping[str, str]] = {
     "ics.alarm": "Échéance demain : {label}",
     "ics.nominal": "NOMINAL : tiré de mémoire, non vérifié ; consultez le texte "
     "officiel.",
+    "digest.subject": "Échéances du {date} : {summary}",
+    "digest.count.overdue": "{n} en retard",
+    "digest.count.due_today": "{n} pour aujourd'hui",
+    "digest.count.upcoming": "{n} à venir",
+    "digest.empty": "aucune échéance ouverte dans les {n} prochains jours",
+    "digest.empty_one": "aucune échéance ouverte d'ici demain",
+    "digest.head": "Vos échéances ouvertes au {date}",
+    "digest.group.overdue": "En retard ({count})",
+    "digest.group.due_today": "Échéance aujourd'hui ({count})",
+    "digest.group.upcoming": "À venir dans les {n} prochains jours ({count})",
+    "digest.group.upcoming_one": "À venir d'ici demain ({count})",
+    "digest.empty.body": "Vous n'avez aucune échéance ouverte dans les {n} "
+    "prochains jours.",
+    "digest.empty.body_one": "Vous n'avez aucune échéance ouverte d'ici demain.",
 }
 
 CATALOGUE: Final[Mapping[str, Mapping[str, str]]] = {"en": _EN, "es": _ES, "fr": _FR}
@@ -366,15 +416,23 @@ class _Due:
     local: str
 
 
-def _due_lines(view: AlertView, lang: str, t: Mapping[str, str]) -> _Due:
-    deadline_zone = _zone(view.deadline_timezone) or ZoneInfo("UTC")
-    end = view.due_at.astimezone(deadline_zone)
+def _due_lines(
+    due_date: date,
+    due_at: datetime,
+    deadline_timezone: str,
+    timezone: str,
+    *,
+    lang: str,
+    t: Mapping[str, str],
+) -> _Due:
+    deadline_zone = _zone(deadline_timezone) or ZoneInfo("UTC")
+    end = due_at.astimezone(deadline_zone)
     zone = _zone_label(end - timedelta(microseconds=1))
-    shown = t["due.phrase"].format(date=format_date(view.due_date, lang), zone=zone)
-    mine = _zone(view.timezone)
+    shown = t["due.phrase"].format(date=format_date(due_date, lang), zone=zone)
+    mine = _zone(timezone)
     if mine is None or str(mine) == str(deadline_zone):
         return _Due(deadline=shown, local="")
-    local = view.due_at.astimezone(mine)
+    local = due_at.astimezone(mine)
     if local.time() == time():
         last = local - timedelta(microseconds=1)
         text = t["local.until"].format(
@@ -427,6 +485,71 @@ def _subject(view: AlertView, t: Mapping[str, str]) -> str:
     return header_safe(f"[RRM] {core} — {ref}", SUBJECT_MAX)
 
 
+def _counted(t: Mapping[str, str], key: str, n: int) -> str:
+    """Return the wording for *n* things: ``key_one`` when n is 1 and it exists."""
+    return t.get(f"{key}_one", t[key]) if n == 1 else t[key]
+
+
+def _group_of(item: DigestItem, day: date) -> str:
+    """Return the item's group; an unknown status is placed by its due date."""
+    if item.status in _GROUPS:
+        return item.status
+    if item.due_date < day:
+        return "overdue"
+    return "due_today" if item.due_date == day else "upcoming"
+
+
+def _grouped(view: DigestView) -> dict[str, list[DigestItem]]:
+    groups: dict[str, list[DigestItem]] = {g: [] for g in _GROUPS}
+    for item in sorted(view.items, key=lambda i: (i.due_at, i.case_ref, i.case_id)):
+        groups[_group_of(item, view.day)].append(item)
+    return groups
+
+
+def _digest_subject(
+    view: DigestView,
+    groups: Mapping[str, list[DigestItem]],
+    lang: str,
+    t: Mapping[str, str],
+) -> str:
+    if view.items:
+        summary = ", ".join(
+            _counted(t, f"digest.count.{g}", len(groups[g])).format(n=len(groups[g]))
+            for g in _GROUPS
+        )
+    else:
+        n = view.horizon_days
+        summary = _counted(t, "digest.empty", n).format(n=n)
+    core = t["digest.subject"].format(date=format_date(view.day, lang), summary=summary)
+    return header_safe(f"[RRM] {core}", SUBJECT_MAX)
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _DigestLine:
+    """One digest item as shown: every field already made safe to display."""
+
+    case_ref: str
+    facility_name: str
+    state_label: str
+    deadline_label: str
+    due: str
+    due_local: str
+    explanation: str
+    nominal: bool
+    link: str
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _DigestGroup:
+    """A heading and the items under it."""
+
+    key: str
+    heading: str
+    lines: tuple[_DigestLine, ...]
+
+
 @final
 class JinjaAlertRenderer:
     """Render alert views with the Jinja2 templates shipped in this package.
@@ -476,11 +599,26 @@ class JinjaAlertRenderer:
         """Return the link to the case, or ``""`` when there is none."""
         if not self._link_template:
             return view.link if urlsplit(view.link).scheme in {"http", "https"} else ""
+        return self._fill(view.case_id, view.case_ref, view.deadline_key, view.alert_id)
+
+    def digest_link(self, item: DigestItem) -> str:
+        """Return the link to a digest item's case, or ``""`` without a template.
+
+        ``{alert_id}`` is empty (a digest is about many deadlines); ``{deadline_key}``
+        is the item's deadline.
+        """
+        if not self._link_template:
+            return ""
+        return self._fill(item.case_id, item.case_ref, item.deadline_key, "")
+
+    def _fill(
+        self, case_id: str, case_ref: str, deadline_key: str, alert_id: str
+    ) -> str:
         values = {
-            "case_id": view.case_id,
-            "case_ref": view.case_ref,
-            "deadline_key": view.deadline_key,
-            "alert_id": view.alert_id,
+            "case_id": case_id,
+            "case_ref": case_ref,
+            "deadline_key": deadline_key,
+            "alert_id": alert_id,
         }
         return self._link_template.format(
             **{k: quote(v, safe="") for k, v in values.items()}
@@ -504,10 +642,82 @@ class JinjaAlertRenderer:
             view=view,
         )
 
+    def render_digest(self, view: DigestView) -> AlertMessage:
+        """Return an officer's daily digest: open deadlines grouped by urgency.
+
+        The digest is written in the officer's language and shows each due date in
+        the deadline's zone (and the officer's, when it differs). It names no one
+        but the recipient, whose address is the only personal data it carries, and
+        has no calendar file.
+        """
+        lang = self.language(view.language)
+        t = CATALOGUE[lang]
+        groups = _grouped(view)
+        subject = _digest_subject(view, groups, lang, t)
+        n = view.horizon_days
+        shown = [
+            _DigestGroup(
+                key=g,
+                heading=_counted(t, f"digest.group.{g}", n).format(
+                    n=n, count=len(items)
+                ),
+                lines=tuple(
+                    self._digest_line(i, view.timezone, lang, t) for i in items
+                ),
+            )
+            for g, items in groups.items()
+            if items
+        ]
+        context: dict[str, object] = {
+            "lang": lang,
+            "t": t,
+            "subject": subject,
+            "headline": t["digest.head"].format(date=format_date(view.day, lang)),
+            "groups": shown,
+            "empty": _counted(t, "digest.empty.body", n).format(n=n),
+        }
+        return AlertMessage(
+            alert_id=view.alert_id,
+            message_id=view.message_id,
+            to_address=view.recipient_email,
+            to_name="",
+            subject=subject,
+            text=self._env.get_template("digest.txt").render(context),
+            html=self._env.get_template("digest.html").render(context),
+            ics=None,
+            language=lang,
+            view=view,
+        )
+
+    def _digest_line(
+        self, item: DigestItem, timezone: str, lang: str, t: Mapping[str, str]
+    ) -> _DigestLine:
+        due = _due_lines(
+            item.due_date, item.due_at, item.deadline_timezone, timezone, lang=lang, t=t
+        )
+        return _DigestLine(
+            case_ref=header_safe(item.case_ref, _LINE_MAX),
+            facility_name=header_safe(item.facility_name, _LINE_MAX),
+            state_label=header_safe(item.state_label, _LINE_MAX),
+            deadline_label=header_safe(item.deadline_label, _LINE_MAX),
+            due=due.deadline,
+            due_local=due.local,
+            explanation=body_safe(item.explanation).strip(),
+            nominal=item.nominal,
+            link=self.digest_link(item),
+        )
+
     def _context(
         self, view: AlertView, lang: str, t: Mapping[str, str]
     ) -> dict[str, object]:
-        due = _due_lines(view, lang, t)
+        due = _due_lines(
+            view.due_date,
+            view.due_at,
+            view.deadline_timezone,
+            view.timezone,
+            lang=lang,
+            t=t,
+        )
         place = ", ".join(
             p
             for p in (view.facility_city, view.facility_region, view.facility_country)

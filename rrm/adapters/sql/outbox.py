@@ -17,9 +17,9 @@ import sqlalchemy as sa
 
 from rrm.adapters.sql import mapping
 from rrm.adapters.sql.repository import _dialect_insert, _storage_errors
-from rrm.adapters.sql.tables import ALERT, CASE, DEADLINE
+from rrm.adapters.sql.tables import ALERT, CASE, CASE_OFFICER, DEADLINE
 from rrm.domain.alerts import AlertStatus
-from rrm.domain.case import DeadlineStatus
+from rrm.domain.case import DeadlineStatus, Officer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -198,8 +198,39 @@ class SqlOutbox:
             rows = self._conn.execute(stmt).mappings()
             return [mapping.alert_from_row(row) for row in rows]
 
-    def next_wakeup(self) -> datetime | None:
-        """Return the earliest instant the sweep or the sender is owed, if any."""
+    def digest_recipients(self) -> list[Officer]:
+        """Return officers with an e-mail assigned to cases with open deadlines."""
+        open_cases = sa.select(DEADLINE.c.case_id).where(DEADLINE.c.status == _OPEN)
+        stmt = (
+            sa.select(
+                CASE_OFFICER.c.officer_id,
+                sa.func.min(CASE_OFFICER.c.email).label("email"),
+                sa.func.min(CASE_OFFICER.c.language).label("language"),
+                sa.func.min(CASE_OFFICER.c.timezone).label("timezone"),
+            )
+            .where(CASE_OFFICER.c.case_id.in_(open_cases), CASE_OFFICER.c.email != "")
+            .group_by(CASE_OFFICER.c.officer_id)
+            .order_by(CASE_OFFICER.c.officer_id)
+        )
+        with _storage_errors("list officers for digests"):
+            rows = self._conn.execute(stmt).mappings()
+            return [
+                Officer(
+                    officer_id=r["officer_id"],
+                    role="",
+                    email=r["email"],
+                    language=r["language"],
+                    timezone=r["timezone"],
+                )
+                for r in rows
+            ]
+
+    def next_wakeup(self, *, alerts: bool = True) -> datetime | None:
+        """Return the earliest instant the sweep (and the sender) is owed, if any.
+
+        Without *alerts* only deadlines count: an engine with no notifier cannot
+        send, so its queued alerts must not keep the wake-up in the past.
+        """
         deadlines = sa.select(sa.func.min(DEADLINE.c.next_action_at)).where(
             DEADLINE.c.status == _OPEN
         )
@@ -212,7 +243,7 @@ class SqlOutbox:
         with _storage_errors("plan the next wake-up"):
             found = [
                 self._conn.execute(stmt).scalar_one_or_none()
-                for stmt in (deadlines, retries, leases)
+                for stmt in ((deadlines, retries, leases) if alerts else (deadlines,))
             ]
         instants = [_aware(f) for f in found if f is not None]
         return min(instants, default=None)

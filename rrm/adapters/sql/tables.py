@@ -198,7 +198,8 @@ class AlertRow(RRMTable, table=True):
 
     alert_id: str = Field(primary_key=True)
     deadline_id: str = Field(index=True)
-    case_id: str = Field(index=True, foreign_key="rrm_case.case_id")
+    # No foreign key: an officer's daily digest spans cases ("" here).
+    case_id: str = Field(index=True)
     step: str
     kind: str
     recipient_id: str = Field(index=True)

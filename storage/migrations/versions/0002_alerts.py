@@ -55,9 +55,6 @@ def upgrade() -> None:
         sa.Column("claimed_until", UTC_DATETIME, nullable=True),
         sa.Column("acknowledged_at", UTC_DATETIME, nullable=True),
         sa.Column("acknowledged_by", sa.String(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["case_id"], ["rrm_case.case_id"], name="fk_rrm_alert_case_id_rrm_case"
-        ),
         sa.PrimaryKeyConstraint("alert_id", name="pk_rrm_alert"),
         sa.UniqueConstraint(
             "deadline_id",
