@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rrm.domain.case import Deadline
 
 __all__ = [
+    "TEMPORARY",
     "Alert",
     "AlertKind",
     "AlertLadder",
@@ -33,6 +34,11 @@ __all__ = [
     "owed_steps",
     "step_due_date",
 ]
+
+
+# Prefix of ``Alert.last_error`` for failures a retry can fix (the mail server
+# unreachable, a 4xx reply): such alerts are requeued once the server is back.
+TEMPORARY = "temporary: "
 
 
 class AlertKind(StrEnum):
@@ -54,6 +60,7 @@ class AlertStatus(StrEnum):
     FAILED = "failed"
     DEAD = "dead"
     SUPERSEDED = "superseded"
+    DEFERRED = "deferred"
 
 
 @final

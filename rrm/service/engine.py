@@ -13,11 +13,15 @@ import structlog
 
 from rrm.domain.alerts import Alert, AlertStatus
 from rrm.domain.case import Case, Deadline, HistoryEntry, require_aware, verify_chain
+from rrm.domain.commands import (
+    ResumeDeadline,
+)
 from rrm.domain.deadlines import local_date
 from rrm.domain.events import CaseOpened, DeadlineChanged, DomainEvent, TransitionFired
 from rrm.errors import AlertNotFound, CaseNotFound, ConcurrencyConflict, InvalidInput
 from rrm.service import alerting, handlers, validation
-from rrm.service.alerting import AlertSettings, Delivery, TickReport
+from rrm.service.alerting import AlertSettings, TickReport
+from rrm.service.delivery import Delivery, deliver
 from rrm.service.ports import (
     AlertQuery,
     AlertRenderer,
@@ -36,7 +40,6 @@ if TYPE_CHECKING:
         FireEvent,
         OpenCase,
         PauseDeadline,
-        ResumeDeadline,
     )
     from rrm.workflow.registry import Workflows
 
@@ -185,6 +188,12 @@ class CaseEngine:
         with self._uow() as uow:
             change = handlers.change_deadline(uow, self.workflows, cmd, now=now)
             uow.cases.apply(change)
+            if isinstance(cmd, ResumeDeadline):
+                # Alerts held back while it was paused go out if their date stands.
+                for d in change.deadlines:
+                    uow.outbox.resume_deferred(
+                        d.deadline_id, due_step_suffix=f"@{d.due_date.isoformat()}"
+                    )
             uow.commit()
         self._after(change)
         return change.case
@@ -311,7 +320,7 @@ class CaseEngine:
             queued=alerting.queue_digests(self._uow, self.alert_settings, now=now)
         )
         if self._delivery is not None:
-            report = report + alerting.deliver(
+            report = report + deliver(
                 self._uow, self.workflows, self._delivery, now=now
             )
         else:
@@ -355,21 +364,17 @@ class CaseEngine:
         """
         officer = validation.text("officer_id", officer_id)
         with self._uow() as uow:
-            alert = uow.outbox.alert(alert_id)
-            if alert is None:
+            if uow.outbox.alert(alert_id) is None:
                 raise AlertNotFound(alert_id)
-            if alert.acknowledged_at is not None:
-                return alert
-            acked = dataclasses.replace(
-                alert, acknowledged_at=self._now(), acknowledged_by=officer
-            )
-            uow.outbox.update_alert(acked)
+            uow.outbox.acknowledge(alert_id, officer_id=officer, at=self._now())
+            acked = uow.outbox.alert(alert_id)
             uow.commit()
+        assert acked is not None  # noqa: S101 - read in the same transaction
         log.info(
             "alert_acknowledged",
             alert_id=alert_id,
-            case_id=alert.case_id,
-            officer_id=officer,
+            case_id=acked.case_id,
+            officer_id=acked.acknowledged_by,
         )
         return acked
 
@@ -378,24 +383,19 @@ class CaseEngine:
 
         Raises:
             AlertNotFound: If no such alert exists.
-            InvalidInput: If the alert was sent or is not in a retryable state.
+            InvalidInput: If the alert is not failed or dead.
         """
         with self._uow() as uow:
             alert = uow.outbox.alert(alert_id)
             if alert is None:
                 raise AlertNotFound(alert_id)
-            if alert.status not in {AlertStatus.FAILED, AlertStatus.DEAD}:
+            if not uow.outbox.requeue(alert_id, at=self._now()):
                 raise InvalidInput(
-                    "alert_id", f"alert is {alert.status.value}, not failed"
+                    "alert_id", f"alert is {alert.status.value}, not failed or dead"
                 )
-            again = dataclasses.replace(
-                alert,
-                status=AlertStatus.PENDING,
-                attempts=0,
-                next_attempt_at=self._now(),
-            )
-            uow.outbox.update_alert(again)
+            again = uow.outbox.alert(alert_id)
             uow.commit()
+        assert again is not None  # noqa: S101 - read in the same transaction
         log.info("alert_requeued", alert_id=alert_id, case_id=alert.case_id)
         return again
 

@@ -305,6 +305,7 @@ def open_case(
         payload=cmd.payload,
         at=at,
         seq=1,
+        recorded_at=now,
     )
     deadlines = plan_deadlines(spec, facts, workflows.calendars)
     case = dataclasses.replace(case, deadlines=deadlines)
@@ -426,6 +427,7 @@ def fire_event(
         payload=cmd.payload,
         at=at,
         seq=case.version + 1,
+        recorded_at=now,
     )
     record = _Record(
         event=cmd.event,

@@ -10,10 +10,17 @@ from typing import TYPE_CHECKING, Protocol, Self
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from contextlib import AbstractContextManager
     from datetime import datetime
     from types import TracebackType
 
-    from rrm.domain.alerts import Alert, AlertMessage, AlertView, DigestView
+    from rrm.domain.alerts import (
+        Alert,
+        AlertMessage,
+        AlertStatus,
+        AlertView,
+        DigestView,
+    )
     from rrm.domain.case import Case, Deadline, Facility, HistoryEntry, Officer
 
 __all__ = [
@@ -176,8 +183,34 @@ class OutboxRepository(Protocol):
         """
         ...
 
-    def update_alert(self, alert: Alert) -> None:
-        """Store an alert's new status, attempts, error and times."""
+    def renew_claim(
+        self, alert_id: str, *, token: datetime, until: datetime
+    ) -> datetime | None:
+        """Extend this worker's claim before a send; None if the claim was lost."""
+        ...
+
+    def record_delivery(self, alert: Alert, *, token: datetime) -> bool:
+        """Store a delivery outcome if the claim still holds; only delivery columns."""
+        ...
+
+    def acknowledge(self, alert_id: str, *, officer_id: str, at: datetime) -> bool:
+        """Record an acknowledgement once; False if it was already acknowledged."""
+        ...
+
+    def requeue(self, alert_id: str, *, at: datetime) -> bool:
+        """Put a failed or dead alert back in the queue."""
+        ...
+
+    def requeue_unreachable(self, *, at: datetime) -> int:
+        """Requeue dead alerts that failed only for temporary reasons."""
+        ...
+
+    def release(self, alert: Alert, *, token: datetime, status: AlertStatus) -> None:
+        """Give back a claimed alert unsent, with *status*."""
+        ...
+
+    def resume_deferred(self, deadline_id: str, *, due_step_suffix: str) -> int:
+        """Requeue a resumed deadline's deferred alerts whose due date still stands."""
         ...
 
     def alert(self, alert_id: str) -> Alert | None:
@@ -214,6 +247,10 @@ class UnitOfWork(Protocol):
 
     def commit(self) -> None:
         """Make the transaction's writes durable."""
+        ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Return a nested transaction: an error inside undoes only its writes."""
         ...
 
     def rollback(self) -> None:

@@ -54,6 +54,7 @@ class EventFacts:
     payload: Mapping[str, JSONValue]
     at: datetime
     seq: int
+    recorded_at: datetime | None = None
 
 
 def scheduled(
@@ -291,6 +292,13 @@ def _deadline(
         explanation=due.explanation,
         opened_seq=facts.seq,
         opened_at=facts.at,
+        # Alerts are owed from when RRM learns of the deadline: a backdated or
+        # imported event must not replay years of reminders and repeats.
+        alerts_through=(
+            facts.recorded_at
+            if facts.recorded_at is not None and facts.recorded_at > facts.at
+            else None
+        ),
     )
     return scheduled(opened, spec, cal)
 

@@ -406,3 +406,21 @@ class TestWithoutNotifier:
         report = engine.tick()
         assert report.unsent == 1
         assert engine.next_wakeup() > clock.now()
+
+
+class TestBackdatedCases:
+    def test_a_migrated_overdue_case_does_not_flood(self, alerting, clock, smtp_server):
+        """A case recorded years after its request owes no alerts from before it was
+        recorded; its lapse and lapse action are still recorded."""
+        clock.set(datetime(2026, 1, 5, 15, tzinfo=UTC))
+        case = open_case(
+            alerting, officers=(ANA,), at=datetime(2023, 6, 16, 17, tzinfo=UTC)
+        )
+        report = alerting.tick()
+        assert report.queued == 0
+        assert report.lapsed >= 1
+        assert messages(smtp_server) == []
+        skip(alerting, clock, by=timedelta(days=5))
+        recorded = datetime(2026, 1, 5, 15, tzinfo=UTC)
+        assert all(a.owed_at > recorded for a in alerting.alerts(case_id=case.case_id))
+        assert alerting.get(case.case_id).state == "panel_eligible"

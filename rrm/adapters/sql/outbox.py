@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from rrm.adapters.sql import mapping
 from rrm.adapters.sql.repository import _dialect_insert, _storage_errors
 from rrm.adapters.sql.tables import ALERT, CASE, CASE_OFFICER, DEADLINE
-from rrm.domain.alerts import AlertStatus
+from rrm.domain.alerts import TEMPORARY, AlertStatus
 from rrm.domain.case import DeadlineStatus, Officer
 
 if TYPE_CHECKING:
@@ -157,25 +157,145 @@ class SqlOutbox:
         ]
         return [dataclasses.replace(a, status=AlertStatus.SENDING) for a in claimed]
 
-    def update_alert(self, alert: Alert) -> None:
-        """Store an alert's status, attempts, error, times and acknowledgement."""
-        row = mapping.alert_to_row(alert)
-        params: dict[str, Any] = {
-            key: row[key]
-            for key in (
-                "status",
-                "attempts",
-                "next_attempt_at",
-                "last_error",
-                "sent_at",
-                "claimed_until",
-                "acknowledged_at",
-                "acknowledged_by",
+    def renew_claim(
+        self, alert_id: str, *, token: datetime, until: datetime
+    ) -> datetime | None:
+        """Extend this worker's claim before sending; None if the claim was lost.
+
+        The claim's expiry instant is its token: another worker that re-claimed
+        the alert after the lease ran out holds a different one.
+        """
+        stmt = (
+            sa.update(ALERT)
+            .where(
+                ALERT.c.alert_id == alert_id,
+                ALERT.c.status == _SENDING,
+                ALERT.c.claimed_until == token,
             )
-        }
-        params["b_alert_id"] = alert.alert_id
-        with _storage_errors(f"update alert {alert.alert_id}"):
-            self._conn.execute(_UPDATE_ALERT, params)
+            .values(claimed_until=until)
+        )
+        with _storage_errors(f"renew the claim on alert {alert_id}"):
+            result = self._conn.execute(stmt.execution_options(preserve_rowcount=True))
+        return until if result.rowcount == 1 else None
+
+    def record_delivery(self, alert: Alert, *, token: datetime) -> bool:
+        """Store a delivery outcome if this worker still holds the claim.
+
+        Only delivery columns are written, so an acknowledgement made meanwhile
+        stands. Returns False when the claim had been lost.
+        """
+        row = mapping.alert_to_row(alert)
+        stmt = (
+            sa.update(ALERT)
+            .where(
+                ALERT.c.alert_id == alert.alert_id,
+                ALERT.c.status == _SENDING,
+                ALERT.c.claimed_until == token,
+            )
+            .values(
+                {
+                    k: row[k]
+                    for k in (
+                        "status",
+                        "attempts",
+                        "next_attempt_at",
+                        "last_error",
+                        "sent_at",
+                        "claimed_until",
+                    )
+                }
+            )
+        )
+        with _storage_errors(f"record the delivery of alert {alert.alert_id}"):
+            result = self._conn.execute(stmt.execution_options(preserve_rowcount=True))
+        return bool(result.rowcount == 1)
+
+    def acknowledge(self, alert_id: str, *, officer_id: str, at: datetime) -> bool:
+        """Record an acknowledgement once; False if already acknowledged."""
+        stmt = (
+            sa.update(ALERT)
+            .where(ALERT.c.alert_id == alert_id, ALERT.c.acknowledged_at.is_(None))
+            .values(acknowledged_at=at, acknowledged_by=officer_id)
+        )
+        with _storage_errors(f"acknowledge alert {alert_id}"):
+            result = self._conn.execute(stmt.execution_options(preserve_rowcount=True))
+        return bool(result.rowcount == 1)
+
+    def requeue(self, alert_id: str, *, at: datetime) -> bool:
+        """Put a failed or dead alert back in the queue, to send at *at*."""
+        stmt = (
+            sa.update(ALERT)
+            .where(
+                ALERT.c.alert_id == alert_id,
+                ALERT.c.status.in_((AlertStatus.FAILED.value, AlertStatus.DEAD.value)),
+            )
+            .values(
+                status=AlertStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=at,
+                claimed_until=None,
+            )
+        )
+        with _storage_errors(f"requeue alert {alert_id}"):
+            result = self._conn.execute(stmt.execution_options(preserve_rowcount=True))
+        return bool(result.rowcount == 1)
+
+    def requeue_unreachable(self, *, at: datetime) -> int:
+        """Requeue dead alerts that failed only because the server was unreachable."""
+        stmt = (
+            sa.update(ALERT)
+            .where(
+                ALERT.c.status == AlertStatus.DEAD.value,
+                ALERT.c.last_error.startswith(TEMPORARY),
+            )
+            .values(
+                status=AlertStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=at,
+                claimed_until=None,
+            )
+        )
+        with _storage_errors("requeue alerts after a mail outage"):
+            result = self._conn.execute(stmt.execution_options(preserve_rowcount=True))
+        return max(result.rowcount, 0)
+
+    def release(self, alert: Alert, *, token: datetime, status: AlertStatus) -> None:
+        """Give back a claimed alert unsent (deferred, or left for a later attempt)."""
+        stmt = (
+            sa.update(ALERT)
+            .where(
+                ALERT.c.alert_id == alert.alert_id,
+                ALERT.c.status == _SENDING,
+                ALERT.c.claimed_until == token,
+            )
+            .values(status=status.value, claimed_until=None)
+        )
+        with _storage_errors(f"release alert {alert.alert_id}"):
+            self._conn.execute(stmt)
+
+    def resume_deferred(self, deadline_id: str, *, due_step_suffix: str) -> int:
+        """Requeue a resumed deadline's deferred alerts whose due date still stands.
+
+        The others describe a date that no longer exists and are superseded.
+        """
+        deferred = sa.and_(
+            ALERT.c.deadline_id == deadline_id,
+            ALERT.c.status == AlertStatus.DEFERRED.value,
+        )
+        keep = ALERT.c.step.endswith(due_step_suffix)
+        with _storage_errors(f"resume the alerts of deadline {deadline_id}"):
+            self._conn.execute(
+                sa.update(ALERT)
+                .where(deferred, sa.not_(keep))
+                .values(status=AlertStatus.SUPERSEDED.value)
+            )
+            result = self._conn.execute(
+                sa.update(ALERT)
+                .where(deferred, keep)
+                .values(status=AlertStatus.PENDING.value)
+                .execution_options(preserve_rowcount=True)
+            )
+        return max(result.rowcount, 0)
 
     def alert(self, alert_id: str) -> Alert | None:
         """Return one alert, or ``None``."""

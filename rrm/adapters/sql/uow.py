@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Self, final
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -11,6 +12,7 @@ from rrm.adapters.sql.repository import SqlCaseRepository
 from rrm.errors import StorageError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import TracebackType
 
     import sqlalchemy as sa
@@ -73,6 +75,23 @@ class SqlUnitOfWork:
         # Closing rolls back whatever was not committed, including work done after
         # an earlier commit() in the same block.
         conn.close()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an error inside rolls back only its own writes."""
+        conn = self._require()
+        try:
+            nested = conn.begin_nested()
+        except SQLAlchemyError as exc:
+            raise StorageError("Could not open a savepoint.") from exc
+        try:
+            yield
+        except BaseException:
+            if nested.is_active:
+                nested.rollback()
+            raise
+        if nested.is_active:
+            nested.commit()
 
     def commit(self) -> None:
         """Make the transaction's writes durable.

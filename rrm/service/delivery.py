@@ -1,0 +1,495 @@
+"""Alert delivery: claim, render and send outbox alerts, and record each outcome.
+
+Every alert is claimed under a lease, its claim renewed just before the send, and
+its outcome recorded right after, conditional on the claim: a worker that lost its
+claim (a slow batch) never overwrites another's result, a crash repeats at most the
+one message in flight (with the same Message-ID), and an acknowledgement made
+meanwhile stands. Nothing a notifier or renderer raises escapes ``tick()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, final
+
+import structlog
+
+from rrm.domain.alerts import (
+    TEMPORARY,
+    Alert,
+    AlertKind,
+    AlertMessage,
+    AlertStatus,
+    AlertView,
+    DigestItem,
+    DigestView,
+    step_due_date,
+)
+from rrm.domain.case import Case, Deadline, DeadlineStatus
+from rrm.domain.deadlines import local_date
+from rrm.errors import NotificationError
+from rrm.service.alerting import AlertSettings, TickReport
+from rrm.service.ports import CaseQuery, DeadlineQuery
+from rrm.workflow.clocks import spec_key
+
+if TYPE_CHECKING:
+    from rrm.service.ports import (
+        AlertRenderer,
+        Notifier,
+        UnitOfWork,
+        UnitOfWorkFactory,
+    )
+    from rrm.workflow.registry import Workflows
+    from rrm.workflow.spec import DeadlineSpec, WorkflowSpec
+
+__all__ = ["Delivery", "deliver"]
+
+log = structlog.get_logger("rrm.alerts")
+
+# After this many temporary failures in a row the server is taken to be down: the
+# rest of the batch waits for the next attempt instead of timing out one by one.
+_BREAKER = 3
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """What delivery needs: the renderer, the notifier and the settings."""
+
+    renderer: AlertRenderer
+    notifier: Notifier
+    settings: AlertSettings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Claim:
+    alert: Alert
+    token: datetime
+    case: Case | None
+    digest: DigestView | None
+
+
+def deliver(
+    uow_factory: UnitOfWorkFactory,
+    workflows: Workflows,
+    delivery: Delivery,
+    *,
+    now: datetime,
+) -> TickReport:
+    """Send every alert that is ready, oldest first; record each outcome."""
+    settings = delivery.settings
+    started = time.monotonic()
+    report = TickReport()
+    while True:
+        with uow_factory() as uow:
+            claimed = uow.outbox.claim_alerts(
+                now=now, limit=settings.batch, lease_until=now + settings.lease
+            )
+            uow.commit()
+        if not claimed:
+            break
+        part, tripped = _batch(
+            uow_factory, workflows, delivery, claimed, now=now, started=started
+        )
+        report = report + part
+        if tripped:
+            break
+    if report.sent:
+        # The server accepts mail again: alerts that died only because it was
+        # unreachable get another chance (nothing owed is lost to an outage).
+        with uow_factory() as uow:
+            requeued = uow.outbox.requeue_unreachable(at=now)
+            uow.commit()
+        if requeued:
+            log.warning("alerts_requeued_after_outage", alerts=requeued)
+    return report
+
+
+def _batch(
+    uow_factory: UnitOfWorkFactory,
+    workflows: Workflows,
+    delivery: Delivery,
+    claimed: list[Alert],
+    *,
+    now: datetime,
+    started: float,
+) -> tuple[TickReport, bool]:
+    outcomes: list[Alert] = []
+    failures = 0
+    session = getattr(delivery.notifier, "session", None)
+    with session() if callable(session) else contextlib.nullcontext():
+        for i, alert in enumerate(claimed):
+            if failures >= _BREAKER:
+                _postpone(uow_factory, claimed[i:], now=now, settings=delivery.settings)
+                log.warning("mail_server_unreachable", postponed=len(claimed) - i)
+                return _count(outcomes), True
+            claim = _renew(
+                uow_factory,
+                workflows,
+                alert,
+                now=now,
+                started=started,
+                settings=delivery.settings,
+            )
+            if claim is None:
+                continue  # another worker holds it now
+            outcome, extra = _attempt(claim, workflows, delivery, now=now)
+            with uow_factory() as uow:
+                if uow.outbox.record_delivery(outcome, token=claim.token):
+                    outcomes.append(outcome)
+                if extra is not None:
+                    uow.outbox.add_alerts([extra])
+                uow.commit()
+            temporary = outcome.status is AlertStatus.FAILED
+            failures = failures + 1 if temporary else 0
+    return _count(outcomes), False
+
+
+def _renew(
+    uow_factory: UnitOfWorkFactory,
+    workflows: Workflows,
+    alert: Alert,
+    *,
+    now: datetime,
+    started: float,
+    settings: AlertSettings,
+) -> _Claim | None:
+    """Renew the claim just before sending and load what the message needs."""
+    assert alert.claimed_until is not None  # noqa: S101 - claimed alerts carry it
+    # The engine's clock is read once per tick; the time spent sending since is
+    # measured, so a long batch still extends its leases from the real moment.
+    elapsed = timedelta(seconds=time.monotonic() - started)
+    with uow_factory() as uow:
+        token = uow.outbox.renew_claim(
+            alert.alert_id,
+            token=alert.claimed_until,
+            until=now + elapsed + settings.lease,
+        )
+        if token is None:
+            return None
+        case = digest = None
+        if alert.kind is AlertKind.DIGEST:
+            digest = _digest_view(uow, workflows, alert, now=now, settings=settings)
+        else:
+            case = uow.cases.get(alert.case_id)
+        uow.commit()
+    return _Claim(
+        alert=dataclasses.replace(alert, claimed_until=token),
+        token=token,
+        case=case,
+        digest=digest,
+    )
+
+
+def _postpone(
+    uow_factory: UnitOfWorkFactory,
+    rest: list[Alert],
+    *,
+    now: datetime,
+    settings: AlertSettings,
+) -> None:
+    """Give the rest of a batch back for a later attempt, without using one up."""
+    with uow_factory() as uow:
+        for alert in rest:
+            assert alert.claimed_until is not None  # noqa: S101
+            later = dataclasses.replace(
+                alert,
+                status=AlertStatus.FAILED,
+                claimed_until=None,
+                next_attempt_at=now + settings.backoff_base,
+                last_error=alert.last_error or f"{TEMPORARY}mail server unreachable",
+            )
+            uow.outbox.record_delivery(later, token=alert.claimed_until)
+        uow.commit()
+
+
+def _count(outcomes: list[Alert]) -> TickReport:
+    by = {s: sum(o.status is s for o in outcomes) for s in AlertStatus}
+    late = sum(o.status is AlertStatus.SENT and o.late for o in outcomes)
+    return TickReport(
+        sent=by[AlertStatus.SENT],
+        failed=by[AlertStatus.FAILED],
+        dead=by[AlertStatus.DEAD],
+        superseded=by[AlertStatus.SUPERSEDED],
+        late=late,
+    )
+
+
+def _attempt(
+    claim: _Claim, workflows: Workflows, delivery: Delivery, *, now: datetime
+) -> tuple[Alert, Alert | None]:
+    """Render and send one claimed alert; return its outcome (never raises)."""
+    alert = claim.alert
+    try:
+        message = _message(claim, workflows, delivery)
+        if isinstance(message, AlertStatus):
+            event = (
+                "alert_deferred"
+                if message is AlertStatus.DEFERRED
+                else "alert_superseded"
+            )
+            log.info(event, alert_id=alert.alert_id, case_id=alert.case_id)
+            return _settled(alert, message), None
+        delivery.notifier.send(message)
+    except NotificationError as exc:
+        return _failed(alert, exc, now=now, settings=delivery.settings)
+    except Exception as exc:  # noqa: BLE001 - a host's notifier or a template bug
+        # The type only: a message may quote case data or an address.
+        failure = NotificationError(f"{type(exc).__name__} while sending")
+        return _failed(alert, failure, now=now, settings=delivery.settings)
+    log.info(
+        "alert_sent",
+        alert_id=alert.alert_id,
+        case_id=alert.case_id,
+        kind=alert.kind.value,
+        late=alert.late,
+    )
+    sent = dataclasses.replace(
+        alert, sent_at=now, attempts=alert.attempts + 1, last_error=""
+    )
+    return _settled(sent, AlertStatus.SENT), None
+
+
+def _message(
+    claim: _Claim, workflows: Workflows, delivery: Delivery
+) -> AlertMessage | AlertStatus:
+    """The message to send, or the status of an alert that must not be sent."""
+    alert = claim.alert
+    if claim.digest is not None:
+        if not claim.digest.items:
+            return AlertStatus.SUPERSEDED  # nothing to report today
+        return delivery.renderer.render_digest(claim.digest)
+    deadline = _deadline_of(claim.case, alert)
+    if claim.case is None or deadline is None:
+        return AlertStatus.SUPERSEDED
+    if deadline.status is DeadlineStatus.PAUSED:
+        return AlertStatus.DEFERRED  # sent on resume if its date still stands
+    if _superseded(alert, deadline):
+        return AlertStatus.SUPERSEDED
+    spec = workflows.get(claim.case.workflow_id, claim.case.workflow_version)
+    return delivery.renderer.render(_view(alert, claim.case, deadline, spec))
+
+
+def _settled(alert: Alert, status: AlertStatus) -> Alert:
+    return dataclasses.replace(alert, status=status, claimed_until=None)
+
+
+def _deadline_of(case: Case | None, alert: Alert) -> Deadline | None:
+    if case is None:
+        return None
+    return next((d for d in case.deadlines if d.deadline_id == alert.deadline_id), None)
+
+
+def _superseded(alert: Alert, deadline: Deadline) -> bool:
+    """True when the alert no longer describes the deadline as it stands."""
+    if alert.kind is AlertKind.DEAD_LETTER:
+        return False
+    if deadline.status is DeadlineStatus.MET:
+        return True
+    if deadline.due_date != step_due_date(alert.step):
+        return True  # extended or tolled: the reminders for the new date follow
+    if deadline.status is DeadlineStatus.CANCELLED:
+        # Cancelled at or after its lapse (its own lapse action moved the case):
+        # the alert saying it was missed still goes out; anything else is moot.
+        lapsed = (
+            deadline.closed_at is not None and deadline.closed_at >= deadline.due_at
+        )
+        return not (lapsed and alert.kind is AlertKind.OVERDUE)
+    return False
+
+
+def _failed(
+    alert: Alert,
+    exc: NotificationError,
+    *,
+    now: datetime,
+    settings: AlertSettings,
+) -> tuple[Alert, Alert | None]:
+    attempts = alert.attempts + 1
+    prefix = "permanent: " if exc.permanent else TEMPORARY
+    error = prefix + str(exc)[:400]
+    if exc.permanent or attempts >= settings.max_attempts:
+        log.error(
+            "alert_dead_lettered",
+            alert_id=alert.alert_id,
+            case_id=alert.case_id,
+            attempts=attempts,
+            permanent=exc.permanent,
+        )
+        dead = dataclasses.replace(
+            alert,
+            status=AlertStatus.DEAD,
+            attempts=attempts,
+            last_error=error,
+            claimed_until=None,
+            next_attempt_at=None,
+        )
+        return dead, _dead_letter(alert, now=now, settings=settings)
+    wait = min(settings.backoff_base * 2 ** (attempts - 1), settings.backoff_max)
+    log.warning(
+        "alert_failed",
+        alert_id=alert.alert_id,
+        case_id=alert.case_id,
+        attempts=attempts,
+        retry_in_seconds=int(wait.total_seconds()),
+    )
+    return dataclasses.replace(
+        alert,
+        status=AlertStatus.FAILED,
+        attempts=attempts,
+        last_error=error,
+        next_attempt_at=now + wait,
+        claimed_until=None,
+    ), None
+
+
+def _dead_letter(
+    alert: Alert, *, now: datetime, settings: AlertSettings
+) -> Alert | None:
+    """The one e-mail telling an administrator that an alert could not be sent."""
+    if (
+        alert.kind in {AlertKind.DEAD_LETTER, AlertKind.DIGEST}
+        or not settings.admin_address
+    ):
+        return None
+    return Alert(
+        alert_id=f"{alert.alert_id}:dead-letter",
+        deadline_id=alert.deadline_id,
+        case_id=alert.case_id,
+        step=f"dead-letter:{alert.step}:{alert.recipient_id}",
+        kind=AlertKind.DEAD_LETTER,
+        recipient_id="rrm:admin",
+        recipient_email=settings.admin_address,
+        recipient_role="admin",
+        language="en",
+        timezone="UTC",
+        owed_at=now,
+        created_at=now,
+        late=False,
+    )
+
+
+def _expected_action(alert: Alert, deadline: Deadline, spec: WorkflowSpec) -> str:
+    actor = spec.roles.get(deadline.actor, deadline.actor)
+    if alert.kind is AlertKind.DEAD_LETTER:
+        return (
+            "An alert about this deadline could not be delivered to its "
+            f"recipient ({alert.step.split(':')[-1]}). Check the address and the "
+            "mail server, then retry it."
+        )
+    if alert.kind is AlertKind.OVERDUE:
+        return (
+            f"{deadline.label} ({actor}) was due on {deadline.due_date.isoformat()} "
+            "and has lapsed. Record what happened, or the next step the "
+            "procedure allows."
+        )
+    return (
+        f"{deadline.label}: owed by {actor}. Check that it is on track; if the "
+        "Parties agree more time, record the extension with its reason."
+    )
+
+
+def _view(
+    alert: Alert, case: Case, deadline: Deadline, spec: WorkflowSpec
+) -> AlertView:
+    dspec: DeadlineSpec = spec.deadlines[spec_key(deadline.key)]
+    step = alert.step.split("@", 1)[0]
+    before = int(step.split("-")[1]) if step.startswith("before-") else None
+    repeat = int(step.split("-")[1]) if step.startswith("overdue-") else 0
+    return AlertView(
+        alert_id=alert.alert_id,
+        message_id=alert.message_id,
+        kind=alert.kind,
+        step=alert.step,
+        days_before=before if before is not None else (0 if step == "due" else None),
+        repeat=repeat,
+        late=alert.late,
+        recipient_name="",
+        recipient_email=alert.recipient_email,
+        recipient_role=alert.recipient_role,
+        language=alert.language,
+        timezone=alert.timezone,
+        case_id=case.case_id,
+        case_ref=case.external_ref,
+        workflow_title=spec.title,
+        annex=spec.annex,
+        state_label=spec.states[case.state].label,
+        complainant=case.complainant.value,
+        respondent=case.respondent.value,
+        facility_name=case.facility.name,
+        facility_city=case.facility.city,
+        facility_region=case.facility.region,
+        facility_country=case.facility.country.value,
+        deadline_id=deadline.deadline_id,
+        deadline_key=deadline.key,
+        deadline_label=deadline.label,
+        deadline_actor=deadline.actor,
+        due_date=deadline.due_date,
+        due_at=deadline.due_at,
+        deadline_timezone=deadline.timezone,
+        explanation=deadline.explanation,
+        citation=dspec.citation,
+        evidence=deadline.evidence,
+        nominal=deadline.nominal,
+        expected_action=_expected_action(alert, deadline, spec),
+        link="",
+        calendar_sequence=deadline.extensions,
+    )
+
+
+def _digest_view(
+    uow: UnitOfWork,
+    workflows: Workflows,
+    alert: Alert,
+    *,
+    now: datetime,
+    settings: AlertSettings,
+) -> DigestView:
+    officer = alert.recipient_id
+    horizon = settings.digest_horizon_days
+    cases = {c.case_id: c for c in uow.cases.find(CaseQuery(officer_id=officer))}
+    query = DeadlineQuery(officer_id=officer, due_before=now + timedelta(days=horizon))
+    items = []
+    for d in uow.cases.open_deadlines(query):
+        case = cases.get(d.case_id)
+        if case is None:  # pragma: no cover - the query joins on the same officer
+            continue
+        spec = workflows.get(case.workflow_id, case.workflow_version)
+        status = (
+            "overdue"
+            if now >= d.due_at
+            else "due_today"
+            if local_date(now, d.timezone) == d.due_date
+            else "upcoming"
+        )
+        items.append(
+            DigestItem(
+                case_id=case.case_id,
+                case_ref=case.external_ref,
+                facility_name=case.facility.name,
+                state_label=spec.states[case.state].label,
+                deadline_key=d.key,
+                deadline_label=d.label,
+                due_date=d.due_date,
+                due_at=d.due_at,
+                deadline_timezone=d.timezone,
+                status=status,
+                nominal=d.nominal,
+                explanation=d.explanation,
+            )
+        )
+    return DigestView(
+        alert_id=alert.alert_id,
+        message_id=alert.message_id,
+        recipient_email=alert.recipient_email,
+        recipient_id=officer,
+        language=alert.language,
+        timezone=alert.timezone,
+        day=step_due_date(alert.step),
+        horizon_days=horizon,
+        items=tuple(items),
+    )
