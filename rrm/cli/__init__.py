@@ -1,7 +1,9 @@
 """The ``rrm`` command line (Typer + Rich); the only place that configures logging.
 
-This first cut covers workflow definitions, the database schema and the deadline
-worker; the case officer commands arrive with issue #4.
+Case officers open and advance cases, watch deadlines and alerts, and read the
+workflows; operators create the database and run the deadline worker. Every
+option can also come from its ``RRM_*`` environment variable or from a config file
+(``--config``, ``$RRM_CONFIG`` or ``./rrm.toml``): see :mod:`rrm.cli.config`.
 """
 
 import json
@@ -20,103 +22,119 @@ from typing import Annotated, Final
 
 import structlog
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from rrm.adapters.email import JinjaAlertRenderer, SmtpNotifier, SmtpSettings
 from rrm.adapters.scheduler import SchedulerWorker
 from rrm.adapters.sql import migrate
 from rrm.adapters.sql.engine import make_engine
-from rrm.errors import InvalidInput, RRMError
+from rrm.cli import alerts, audit, cases, config, deadlines, workflows
+from rrm.cli.common import DEFAULT_DB, DbOption, console
+from rrm.errors import (
+    CaseAlreadyExists,
+    ConcurrencyConflict,
+    DeadlineNotFound,
+    GuardRejected,
+    InvalidInput,
+    NotificationError,
+    RoleNotAllowed,
+    RRMError,
+    StorageError,
+    TransitionNotAllowed,
+    WorkflowError,
+)
+from rrm.service.alerting import AlertSettings
 from rrm.wiring import bootstrap, upgrade_schema
-from rrm.workflow.registry import check_released_lock, load_workflows
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-workflows_app = typer.Typer(no_args_is_help=True, help="Workflow definitions.")
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
-app.add_typer(workflows_app, name="workflows")
+app.add_typer(cases.app, name="case")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(workflows.app, name="workflows")
+app.add_typer(audit.app, name="audit")
 app.add_typer(db_app, name="db")
-console = Console()
+app.command("deadlines")(deadlines.deadlines)
 
-DbOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="RRM_DB",
-        help="Database URL (default: the embedded SQLite file rrm.sqlite).",
-    ),
-]
+
+@app.callback()
+def _settings(
+    ctx: typer.Context,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="RRM_CONFIG",
+            help="Settings file (TOML); default: ./rrm.toml when present.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Give the config file's settings to every command, below options and RRM_*."""
+    settings = config.load_settings(config_file)
+    if settings:
+        ctx.default_map = config.default_map(ctx.command, settings)
+
+
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
 
 
 def _configure_logging(argv: list[str]) -> None:
     if not structlog.is_configured():
         # A worker's log is its output; other commands log warnings only.
-        verbose = bool(os.environ.get("RRM_VERBOSE")) or "worker" in argv[:1]
+        verbose = bool(os.environ.get("RRM_VERBOSE")) or _command(argv) == "worker"
         structlog.configure(
-            logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+            # Looked up at each use: whatever sys.stderr is then (tests swap it).
+            logger_factory=_stderr_logger,
             wrapper_class=structlog.make_filtering_bound_logger(
                 logging.INFO if verbose else logging.WARNING
             ),
         )
 
 
-@workflows_app.command("list")
-def workflows_list(
-    path: Annotated[Path | None, typer.Option(help="A folder of definitions.")] = None,
-) -> None:
-    """List the loaded workflows with their size and evidence."""
-    table = Table(
-        "workflow",
-        "version",
-        "status",
-        "states",
-        "transitions",
-        "deadlines",
-        "nominal deadlines",
-        "title",
-    )
-    for spec in load_workflows(path).specs.values():
-        nominal = sum(d.nominal for d in spec.deadlines.values())
-        table.add_row(
-            spec.workflow_id,
-            str(spec.version),
-            spec.status,
-            str(len(spec.states)),
-            str(len(spec.transitions)),
-            str(len(spec.deadlines)),
-            str(nominal),
-            spec.title,
-        )
-    console.print(table)
+def _command(argv: list[str]) -> str | None:
+    """Return the (first) command named in *argv*, skipping the root's options."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
-@workflows_app.command("validate")
-def workflows_validate(
-    path: Annotated[
-        Path | None, typer.Argument(help="A folder of definitions.")
+@app.command("init")
+def init(db: DbOption = DEFAULT_DB) -> None:
+    """Create the database (or upgrade it) so cases can be opened."""
+    upgrade_schema(db)
+    console.print(f"database ready at schema {migrate.head()}", highlight=False)
+
+
+@app.command("demo")
+def demo(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="Keep the demo database and e-mails in this folder."),
     ] = None,
 ) -> None:
-    """Validate every definition and check the lock of released versions."""
-    loaded = load_workflows(path)
-    problems = check_released_lock(path)
-    for problem in problems:
-        console.print(f"[red]{problem}[/red]")
-    if problems:
-        raise typer.Exit(1)
-    console.print(f"[green]{len(loaded.specs)} definition(s) valid[/green]")
+    """Run sample cases through months of simulated time, offline, in seconds."""
+    from rrm.cli.demo import run_demo  # noqa: PLC0415 - loads the demo's extras lazily
+
+    code = run_demo(folder, console)
+    if code:
+        raise typer.Exit(code)
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOption = "sqlite:///rrm.sqlite") -> None:
+def db_upgrade(db: DbOption = DEFAULT_DB) -> None:
     """Create or upgrade RRM's tables to the newest revision."""
     upgrade_schema(db)
     console.print("schema upgraded")
 
 
 @db_app.command("current")
-def db_current(db: DbOption = "sqlite:///rrm.sqlite") -> None:
+def db_current(db: DbOption = DEFAULT_DB) -> None:
     """Show the schema revision of the database and the one this RRM needs."""
     engine = make_engine(db)
     try:
@@ -181,7 +199,7 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 @app.command("worker")
 def worker(
     *,
-    db: DbOption = "sqlite:///rrm.sqlite",
+    db: DbOption = DEFAULT_DB,
     smtp_host: Annotated[
         str,
         typer.Option(
@@ -238,6 +256,36 @@ def worker(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the --once report as JSON.")
     ] = False,
+    admin_address: Annotated[
+        str,
+        typer.Option(
+            envvar="RRM_ADMIN_ADDRESS", help="Receives one e-mail per dead letter."
+        ),
+    ] = "",
+    supervisor_address: Annotated[
+        str,
+        typer.Option(
+            envvar="RRM_SUPERVISOR_ADDRESS",
+            help="Receives overdue alerts of cases with no supervisor assigned.",
+        ),
+    ] = "",
+    fallback_address: Annotated[
+        str,
+        typer.Option(
+            envvar="RRM_FALLBACK_ADDRESS",
+            help="Receives alerts of cases with no officer to alert.",
+        ),
+    ] = "",
+    digest_hour: Annotated[
+        int | None,
+        typer.Option(
+            envvar="RRM_DIGEST_HOUR",
+            min=0,
+            max=23,
+            help="Send each officer a daily digest at this local hour.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Send deadline alerts and record lapses, waking whenever one is owed.
 
@@ -258,6 +306,12 @@ def worker(
             sql,
             notifier=SmtpNotifier(settings) if settings else None,
             renderer=renderer if settings else None,
+            alert_settings=AlertSettings(
+                admin_address=admin_address,
+                supervisor_address=supervisor_address,
+                fallback_address=fallback_address,
+                digest_hour=digest_hour,
+            ),
         )
         if once:
             counts = asdict(engine.tick())
@@ -275,15 +329,39 @@ def worker(
         sql.dispose()
 
 
+# A next step for errors that carry none of their own, by kind (most specific first).
+# InvalidInput has none: its message names the option and what it must be.
+_HINTS: Final = (
+    (CaseAlreadyExists, "give another --ref, or read the case with `rrm case show`"),
+    (TransitionNotAllowed, "`rrm case show REF` lists the events possible now"),
+    (RoleNotAllowed, "act in one of the allowed roles with --role"),
+    (GuardRejected, "give the details the check needs with --set or --payload"),
+    (DeadlineNotFound, "`rrm case show REF` lists the open deadlines and their keys"),
+    (ConcurrencyConflict, "reload the case with `rrm case show REF` and try again"),
+    (WorkflowError, "`rrm workflows list` shows the loaded workflows"),
+    (StorageError, "check --db (or RRM_DB, or db in the config file)"),
+    (NotificationError, "check the SMTP settings"),
+)
+
+
+def _one_line(exc: RRMError) -> str:
+    hint = exc.hint or next((h for kind, h in _HINTS if isinstance(exc, kind)), None)
+    text = f"rrm: {exc}" + (f" ({hint})" if hint else "")
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return 0 on success, 1 on a user error, 2 on a usage error."""
+    """Run the CLI; return 0 on success, 1 on a user error, 2 on a usage error.
+
+    A user error (any ``RRMError``) prints one line, ``rrm: <message> (<hint>)``, on
+    stderr and never a traceback.
+    """
     _configure_logging(sys.argv[1:] if argv is None else argv)
     try:
         # Without standalone mode, click returns the code of typer.Exit instead.
         code = app(args=argv, prog_name="rrm", standalone_mode=False)
     except RRMError as exc:
-        hint = f" ({exc.hint})" if exc.hint else ""
-        print(f"rrm: {exc}{hint}", file=sys.stderr)
+        print(_one_line(exc), file=sys.stderr)
         return 1
     except typer.Exit as exc:
         return int(exc.exit_code)
