@@ -313,8 +313,10 @@ def worker(
                 digest_hour=digest_hour,
             ),
         )
+        catch_up = "Catching up on everything owed while no worker ran..."
         if once:
-            counts = asdict(engine.tick())
+            with console.status(catch_up):
+                counts = asdict(engine.tick())
             if as_json:
                 print(json.dumps(counts))
             else:
@@ -323,6 +325,10 @@ def worker(
                 )
             return
         runner = SchedulerWorker(engine, sweep_seconds=sweep_seconds)
+        # The catch-up after downtime can be long (a backlog of alerts): show it.
+        # The worker's own first tick then finds it done (ticks are idempotent).
+        with console.status(catch_up):
+            engine.tick()
         with _stop_on_signals(runner.stop):
             runner.run_forever()
     finally:
