@@ -84,6 +84,13 @@ def deliver(
     settings = delivery.settings
     started = time.monotonic()
     report = TickReport()
+    # Alerts dead-lettered for temporary reasons (an outage) get another round
+    # once their wait is over, whether or not anything else was sent meanwhile.
+    with uow_factory() as uow:
+        requeued = uow.outbox.requeue_unreachable(at=now)
+        uow.commit()
+    if requeued:
+        log.warning("alerts_requeued_after_outage", alerts=requeued)
     while True:
         with uow_factory() as uow:
             claimed = uow.outbox.claim_alerts(
@@ -98,14 +105,6 @@ def deliver(
         report = report + part
         if tripped:
             break
-    if report.sent:
-        # The server accepts mail again: alerts that died only because it was
-        # unreachable get another chance (nothing owed is lost to an outage).
-        with uow_factory() as uow:
-            requeued = uow.outbox.requeue_unreachable(at=now)
-            uow.commit()
-        if requeued:
-            log.warning("alerts_requeued_after_outage", alerts=requeued)
     return report
 
 
@@ -320,13 +319,15 @@ def _failed(
             attempts=attempts,
             permanent=exc.permanent,
         )
+        # A temporary failure keeps a time for another round of attempts: an
+        # outage longer than all retries delays the alert but never loses it.
         dead = dataclasses.replace(
             alert,
             status=AlertStatus.DEAD,
             attempts=attempts,
             last_error=error,
             claimed_until=None,
-            next_attempt_at=None,
+            next_attempt_at=None if exc.permanent else now + settings.backoff_max,
         )
         return dead, _dead_letter(alert, now=now, settings=settings)
     wait = min(settings.backoff_base * 2 ** (attempts - 1), settings.backoff_max)

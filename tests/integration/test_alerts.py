@@ -424,3 +424,30 @@ class TestBackdatedCases:
         recorded = datetime(2026, 1, 5, 15, tzinfo=UTC)
         assert all(a.owed_at > recorded for a in alerting.alerts(case_id=case.case_id))
         assert alerting.get(case.case_id).state == "panel_eligible"
+
+
+class TestLongOutage:
+    def test_an_outage_longer_than_every_retry_loses_nothing(
+        self, db_url, sql_engine_for, clock, workflows
+    ):
+        """Alerts dead-lettered during a ten-hour outage are sent once the server is back."""
+        port = free_port()
+        settings = rrm.AlertSettings(admin_address="admin@rrm.example")
+        engine = make_engine(db_url, sql_engine_for, clock, workflows, port, settings)
+        open_case(engine, officers=(ANA,))
+        # Ten hours down: more than the twelve attempts (about 7.5 hours) of a round.
+        skip(engine, clock, to=datetime(2025, 1, 8, 1, tzinfo=UTC))
+        (reminder,) = [a for a in engine.alerts() if a.kind is rrm.AlertKind.REMINDER]
+        assert reminder.status in {rrm.AlertStatus.FAILED, rrm.AlertStatus.DEAD}
+        recorder = Recorder()
+        controller = Controller(recorder, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            skip(engine, clock, by=timedelta(hours=2))
+        finally:
+            controller.stop()
+        reminders = [a for a in engine.alerts() if a.kind is rrm.AlertKind.REMINDER]
+        assert [a.status for a in reminders] == [rrm.AlertStatus.SENT]
+        to = [addr for e in recorder.envelopes for addr in e.rcpt_tos]
+        assert to.count("ana@ustr.example") == 1
+        assert to.count("admin@rrm.example") <= 1

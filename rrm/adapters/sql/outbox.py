@@ -247,6 +247,7 @@ class SqlOutbox:
             .where(
                 ALERT.c.status == AlertStatus.DEAD.value,
                 ALERT.c.last_error.startswith(TEMPORARY),
+                ALERT.c.next_attempt_at <= at,
             )
             .values(
                 status=AlertStatus.PENDING.value,
@@ -356,7 +357,16 @@ class SqlOutbox:
         )
         retries = sa.select(
             sa.func.min(sa.func.coalesce(ALERT.c.next_attempt_at, ALERT.c.owed_at))
-        ).where(ALERT.c.status.in_(_READY))
+        ).where(
+            sa.or_(
+                ALERT.c.status.in_(_READY),
+                # Dead for a temporary reason: another round is due at this time.
+                sa.and_(
+                    ALERT.c.status == AlertStatus.DEAD.value,
+                    ALERT.c.next_attempt_at.is_not(None),
+                ),
+            )
+        )
         leases = sa.select(sa.func.min(ALERT.c.claimed_until)).where(
             ALERT.c.status == _SENDING
         )
