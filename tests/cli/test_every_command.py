@@ -52,9 +52,7 @@ def test_every_command_on_each_backend(
     ok(run("case", "show", REF, *db, "--timeline"))
     ok(run("case", "show", REF, *db, "--svg", str(tmp_path / "t.svg")))
     assert (tmp_path / "t.svg").read_text().startswith("<svg")
-    assert [
-        c["ref"] for c in ok(run("case", "list", *db, "--json")).json()
-    ] == [REF]
+    assert [c["ref"] for c in ok(run("case", "list", *db, "--json")).json()] == [REF]
     assert len(ok(run("case", "history", REF, *db, "--json")).json()) == 3
     ok(run("case", "assign", REF, *db, *who, "--officer", "ben:ustr:ben@ustr.example"))
     ok(
@@ -95,6 +93,17 @@ def test_every_command_on_each_backend(
     assert json.loads(export.read_text())["format"] == "rrm-case/1"
     imported = ok(run("case", "import", str(export), *db, "--json")).json()
     assert "unchanged" in json.dumps(imported)
-    ok(run("case", "withdraw", REF, *db, *who, "--reason", "resolved",
-           "--set", "condition=otherwise_remedied"))
+    ok(
+        run(
+            "case",
+            "withdraw",
+            REF,
+            *db,
+            *who,
+            "--reason",
+            "resolved",
+            "--set",
+            "condition=otherwise_remedied",
+        )
+    )
     assert ok(run("case", "show", REF, *db, "--json")).json()["state"] == "withdrawn"
