@@ -324,7 +324,7 @@ def owed_steps(
         s for s in _schedule(ladder, deadline, calendar) if floor < s.owed_at <= until
     ]
     if ladder.overdue_every is not None:
-        n = 2
+        n = _first_repeat_after(ladder, deadline, floor)
         while (step := _repeat(ladder, deadline, n)).owed_at <= until:
             if step.owed_at > floor:
                 steps.append(step)
@@ -346,10 +346,21 @@ def next_step_at(
             return s.owed_at
     if ladder.overdue_every is None:
         return None
-    n = 2
+    n = _first_repeat_after(ladder, deadline, floor)
     while (step := _repeat(ladder, deadline, n)).owed_at <= floor:
         n += 1
     return step.owed_at
+
+
+def _first_repeat_after(ladder: AlertLadder, deadline: Deadline, floor: datetime) -> int:
+    """A lower bound on the first overdue repeat owed after *floor* (at least 2).
+
+    Repeat n falls on the due date + (n - 1) * every + 1 days; jumping there keeps
+    old, long-overdue deadlines (imported cases) from stepping through every repeat.
+    """
+    assert ladder.overdue_every is not None  # noqa: S101 - callers check it
+    days = (floor.date() - deadline.due_date).days
+    return max(2, (days - 2) // ladder.overdue_every)
 
 
 def step_due_date(step: str) -> date:
