@@ -352,7 +352,9 @@ def next_step_at(
     return step.owed_at
 
 
-def _first_repeat_after(ladder: AlertLadder, deadline: Deadline, floor: datetime) -> int:
+def _first_repeat_after(
+    ladder: AlertLadder, deadline: Deadline, floor: datetime
+) -> int:
     """A lower bound on the first overdue repeat owed after *floor* (at least 2).
 
     Repeat n falls on the due date + (n - 1) * every + 1 days; jumping there keeps
