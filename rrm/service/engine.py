@@ -206,10 +206,11 @@ class CaseEngine:
         Raises:
             CaseNotFound: If neither matches.
         """
+        ref = validation.text("case", case_id)
         with self._uow() as uow:
-            case = uow.cases.get(case_id) or uow.cases.get_by_ref(case_id)
+            case = uow.cases.get(ref) or uow.cases.get_by_ref(ref)
         if case is None:
-            raise CaseNotFound(case_id)
+            raise CaseNotFound(ref)
         return case
 
     def find(
@@ -222,8 +223,15 @@ class CaseEngine:
         limit: int | None = None,
     ) -> list[Case]:
         """Return cases by state, workflow, facility or officer, newest first."""
-        if limit is not None and (type(limit) is not int or limit < 1):
-            raise InvalidInput("limit", "must be a whole number from 1")
+        _check_limit(limit)
+        for name, value in (
+            ("state", state),
+            ("workflow", workflow),
+            ("facility_id", facility_id),
+            ("officer_id", officer_id),
+        ):
+            if value is not None:
+                validation.text(name, value)
         query = CaseQuery(
             state=state,
             workflow_id=workflow,
@@ -241,12 +249,19 @@ class CaseEngine:
             return uow.cases.history(case.case_id)
 
     def verify(self, case_id: str) -> ChainReport:
-        """Check a case's hash chain and name the first broken entry."""
-        entries = self.history(case_id)
+        """Check a case's hash chain and name the first broken entry.
+
+        The chain must also be as long as the case's version: a deleted newest
+        entry is reported as missing (its number is the first broken one).
+        """
+        case = self.get(case_id)
+        with self._uow() as uow:
+            entries = uow.cases.history(case.case_id)
+        broken = verify_chain(entries)
+        if broken is None and len(entries) != case.version:
+            broken = min(len(entries), case.version) + 1
         return ChainReport(
-            case_id=self.get(case_id).case_id,
-            entries=len(entries),
-            first_broken_seq=verify_chain(entries),
+            case_id=case.case_id, entries=len(entries), first_broken_seq=broken
         )
 
     def due(
@@ -271,6 +286,8 @@ class CaseEngine:
             )
         if unit not in {"calendar", "business"}:
             raise InvalidInput("unit", "must be 'calendar' or 'business'")
+        if officer_id is not None:
+            validation.text("officer_id", officer_id)
         now = self._now()
         # Business days never outrun calendar days by more than weekends and
         # holidays, and a local day may last 25 hours: the bound only narrows the
@@ -294,6 +311,8 @@ class CaseEngine:
     def overdue(self, *, officer_id: str | None = None) -> list[Deadline]:
         """Return open deadlines that have lapsed (their due instant has come)."""
         # A deadline has lapsed once now >= due_at; the query bound is exclusive.
+        if officer_id is not None:
+            validation.text("officer_id", officer_id)
         bound = self._now() + timedelta(microseconds=1)
         query = DeadlineQuery(due_before=bound, officer_id=officer_id)
         with self._uow() as uow:
@@ -346,9 +365,17 @@ class CaseEngine:
     ) -> list[Alert]:
         """Return outbox entries (pending, sent, failed, dead, ...), oldest first."""
         if status is not None:
+            if not isinstance(status, tuple | list) or not all(
+                isinstance(s, str) for s in status
+            ):
+                raise InvalidInput("status", "must be a list of alert statuses")
             unknown = set(status) - {s.value for s in AlertStatus}
             if unknown:
                 raise InvalidInput("status", f"unknown alert status {min(unknown)!r}")
+        _check_limit(limit)
+        for name, value in (("case_id", case_id), ("recipient_id", recipient_id)):
+            if value is not None:
+                validation.text(name, value)
         query = AlertQuery(
             statuses=status, case_id=case_id, recipient_id=recipient_id, limit=limit
         )
@@ -363,6 +390,7 @@ class CaseEngine:
             InvalidInput: If *officer_id* is empty.
         """
         officer = validation.text("officer_id", officer_id)
+        alert_id = validation.text("alert_id", alert_id)
         with self._uow() as uow:
             if uow.outbox.alert(alert_id) is None:
                 raise AlertNotFound(alert_id)
@@ -385,6 +413,7 @@ class CaseEngine:
             AlertNotFound: If no such alert exists.
             InvalidInput: If the alert is not failed or dead.
         """
+        alert_id = validation.text("alert_id", alert_id)
         with self._uow() as uow:
             alert = uow.outbox.alert(alert_id)
             if alert is None:
@@ -472,6 +501,11 @@ class CaseEngine:
                 except Exception:
                     # A host callback must never undo or hide a committed change.
                     log.exception("subscriber_failed", case_id=case.case_id)
+
+
+def _check_limit(limit: object) -> None:
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise InvalidInput("limit", "must be a whole number from 1")
 
 
 def _deadline_change(d: Deadline, entry: HistoryEntry) -> str:

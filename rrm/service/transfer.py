@@ -237,6 +237,10 @@ def _text(m: Mapping[str, Any], key: str, path: str, default: str | None = None)
         raise _Malformed(f"{path}.{key}", "is required")
     if not isinstance(value, str):
         raise _Malformed(f"{path}.{key}", "must be text")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Malformed(f"{path}.{key}", "is not valid text") from None
     return value
 
 
@@ -425,7 +429,7 @@ def _read_document(raw: object, where: str, source: str | None) -> _Document:
     if not isinstance(raw, Mapping):
         raise _Malformed("(document)", "must be a JSON object")
     fmt = raw.get("format")
-    if fmt not in {EXPORT_FORMAT, HISTORY_FORMAT}:
+    if not isinstance(fmt, str) or fmt not in {EXPORT_FORMAT, HISTORY_FORMAT}:
         raise _Malformed(
             "format", f"must be {EXPORT_FORMAT!r} or {HISTORY_FORMAT!r}, not {fmt!r}"
         )

@@ -111,6 +111,8 @@ class _Ctx:
         return tuple(value)
 
     def only(self, data: Mapping[str, Any], allowed: set[str], path: str) -> None:
+        if not isinstance(data, dict):
+            raise self.fail(path.rstrip(".") or "(file)", "a table is required here")
         for key in data:
             if key not in allowed:
                 raise self.fail(f"{path}{key}", "unknown key")
@@ -244,7 +246,7 @@ def _calendars(
             raise ctx.fail(
                 f"calendars.{party}", "is not a Party (US, MX, CA)"
             ) from None
-        if cal not in calendar_ids:
+        if not isinstance(cal, str) or cal not in calendar_ids:
             raise ctx.fail(f"calendars.{party}", f"unknown calendar {cal!r}")
         out[key] = cal
     return out
@@ -738,6 +740,8 @@ def _check_graph(
 
 def _parameters(ctx: _Ctx, data: Mapping[str, Any]) -> dict[str, ParameterSpec]:
     raw = data.get("parameters", {})
+    if not isinstance(raw, dict):
+        raise ctx.fail("parameters", "a table is required here")
     out = {}
     for name, body in raw.items():
         path = f"parameters.{name}."
