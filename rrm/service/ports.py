@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from rrm.domain.alerts import (
         Alert,
         AlertMessage,
-        AlertStatus,
         AlertView,
         DigestView,
     )
@@ -203,10 +202,6 @@ class OutboxRepository(Protocol):
 
     def requeue_unreachable(self, *, at: datetime) -> int:
         """Requeue dead alerts that failed only for temporary reasons."""
-        ...
-
-    def release(self, alert: Alert, *, token: datetime, status: AlertStatus) -> None:
-        """Give back a claimed alert unsent, with *status*."""
         ...
 
     def resume_deferred(self, deadline_id: str, *, due_step_suffix: str) -> int:

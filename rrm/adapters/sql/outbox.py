@@ -260,20 +260,6 @@ class SqlOutbox:
             result = self._conn.execute(stmt.execution_options(preserve_rowcount=True))
         return max(result.rowcount, 0)
 
-    def release(self, alert: Alert, *, token: datetime, status: AlertStatus) -> None:
-        """Give back a claimed alert unsent (deferred, or left for a later attempt)."""
-        stmt = (
-            sa.update(ALERT)
-            .where(
-                ALERT.c.alert_id == alert.alert_id,
-                ALERT.c.status == _SENDING,
-                ALERT.c.claimed_until == token,
-            )
-            .values(status=status.value, claimed_until=None)
-        )
-        with _storage_errors(f"release alert {alert.alert_id}"):
-            self._conn.execute(stmt)
-
     def resume_deferred(self, deadline_id: str, *, due_step_suffix: str) -> int:
         """Requeue a resumed deadline's deferred alerts whose due date still stands.
 
