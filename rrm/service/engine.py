@@ -207,7 +207,7 @@ class CaseEngine:
             CaseNotFound: If neither matches.
         """
         ref = validation.text("case", case_id)
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             case = uow.cases.get(ref) or uow.cases.get_by_ref(ref)
         if case is None:
             raise CaseNotFound(ref)
@@ -239,13 +239,13 @@ class CaseEngine:
             officer_id=officer_id,
             limit=limit,
         )
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             return uow.cases.find(query)
 
     def history(self, case_id: str) -> list[HistoryEntry]:
         """Return a case's history, oldest first."""
         case = self.get(case_id)
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             return uow.cases.history(case.case_id)
 
     def verify(self, case_id: str) -> ChainReport:
@@ -254,8 +254,13 @@ class CaseEngine:
         The chain must also be as long as the case's version: a deleted newest
         entry is reported as missing (its number is the first broken one).
         """
-        case = self.get(case_id)
-        with self._uow() as uow:
+        ref = validation.text("case", case_id)
+        # The case and its history from one snapshot: a fire committed between
+        # two reads would look like a broken chain.
+        with self._uow(read_only=True) as uow:
+            case = uow.cases.get(ref) or uow.cases.get_by_ref(ref)
+            if case is None:
+                raise CaseNotFound(ref)
             entries = uow.cases.history(case.case_id)
         broken = verify_chain(entries)
         if broken is None and len(entries) != case.version:
@@ -296,7 +301,7 @@ class CaseEngine:
         query = DeadlineQuery(
             due_before=now + timedelta(days=span), officer_id=officer_id
         )
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             candidates = uow.cases.open_deadlines(query)
         return [
             d for d in candidates if d.due_date <= self._horizon(d, now, within, unit)
@@ -315,7 +320,7 @@ class CaseEngine:
             validation.text("officer_id", officer_id)
         bound = self._now() + timedelta(microseconds=1)
         query = DeadlineQuery(due_before=bound, officer_id=officer_id)
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             return uow.cases.open_deadlines(query)
 
     # -- deadlines enforcement --------------------------------------------------
@@ -379,7 +384,7 @@ class CaseEngine:
         query = AlertQuery(
             statuses=status, case_id=case_id, recipient_id=recipient_id, limit=limit
         )
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             return uow.outbox.alerts(query)
 
     def acknowledge(self, alert_id: str, *, officer_id: str) -> Alert:

@@ -350,7 +350,7 @@ def _check_registry(uow: UnitOfWork, facility: Facility) -> None:
 
 
 def _load(uow: UnitOfWork, case_id: str, expected: int | None) -> Case:
-    case = uow.cases.get(case_id)
+    case = uow.cases.get(case_id, lock=True)
     if case is None:
         raise CaseNotFound(case_id)
     if expected is not None and expected != case.version:
@@ -378,7 +378,7 @@ def fire_event(
 ) -> CaseChange | Case:
     """Build the change an event makes, or return the case for a repeated key."""
     _check_fire(cmd)
-    case = uow.cases.get(cmd.case_id)
+    case = uow.cases.get(cmd.case_id, lock=True)
     if case is None:
         raise CaseNotFound(cmd.case_id)
     if cmd.idempotency_key is not None:
@@ -389,7 +389,22 @@ def fire_event(
                     "idempotency_key",
                     f"already used for a different command (event {seen.event!r})",
                 )
+            if seen.seq > case.version:
+                # Recorded by another process after the case was read (a retry
+                # racing the original without a lock): answer with the case
+                # that includes it.
+                case = uow.cases.get(cmd.case_id) or case
             return case
+    return fire_on(uow, workflows, case, cmd, now=now)
+
+
+def fire_on(
+    uow: UnitOfWork, workflows: Workflows, case: Case, cmd: FireEvent, *, now: datetime
+) -> CaseChange:
+    """Build the change an event makes on *case*, loaded (and locked) by the caller.
+
+    The deadline sweep fires lapse actions on the cases it has claimed this way.
+    """
     if cmd.expected_version is not None and cmd.expected_version != case.version:
         raise ConcurrencyConflict(case.case_id, cmd.expected_version, case.version)
     actor = v.text("actor", cmd.actor)

@@ -96,8 +96,17 @@ class DeadlineQuery:
 class CaseRepository(Protocol):
     """Loads and stores cases; every write happens inside a unit of work."""
 
-    def get(self, case_id: str) -> Case | None:
-        """Return the case with its deadlines, or ``None``."""
+    def get(self, case_id: str, *, lock: bool = False) -> Case | None:
+        """Return the case with its deadlines, or ``None``.
+
+        With *lock*, the case is held until the transaction ends, so a change is
+        decided on the current case and concurrent writers queue instead of
+        failing (on SQLite the write transaction already excludes them).
+        """
+        ...
+
+    def get_many(self, case_ids: Sequence[str]) -> dict[str, Case]:
+        """Return the cases that exist among *case_ids*, by id, in a few queries."""
         ...
 
     def get_by_ref(self, external_ref: str) -> Case | None:
@@ -256,8 +265,12 @@ class UnitOfWork(Protocol):
 class UnitOfWorkFactory(Protocol):
     """Makes a fresh unit of work per use case."""
 
-    def __call__(self) -> UnitOfWork:
-        """Return a new, not yet entered, unit of work."""
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """Return a new, not yet entered, unit of work.
+
+        A *read_only* one sees one consistent snapshot of the database for all
+        its reads and refuses writes.
+        """
         ...
 
 

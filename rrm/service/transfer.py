@@ -481,8 +481,11 @@ class _ScratchCases:
         self.entries: dict[str, list[HistoryEntry]] = {}
         self.determinations: list[Determination] = []
 
-    def get(self, case_id: str) -> Case | None:
+    def get(self, case_id: str, *, lock: bool = False) -> Case | None:  # noqa: ARG002
         return self.cases.get(case_id)
+
+    def get_many(self, case_ids: Sequence[str]) -> dict[str, Case]:
+        return {i: self.cases[i] for i in case_ids if i in self.cases}
 
     def get_by_ref(self, external_ref: str) -> Case | None:
         return next(

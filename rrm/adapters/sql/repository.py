@@ -8,9 +8,11 @@ per child table, never one per case.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 import sqlalchemy as sa
@@ -19,6 +21,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rrm.adapters.sql import mapping
+from rrm.adapters.sql.cache import CachedChildren
+from rrm.adapters.sql.fast import Prepared
 from rrm.adapters.sql.tables import (
     CASE,
     CASE_EVENT,
@@ -40,6 +44,7 @@ from rrm.errors import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
+    from rrm.adapters.sql.cache import CaseCache
     from rrm.domain.case import Case, Deadline, Facility, HistoryEntry, Officer
     from rrm.service.ports import CaseChange, CaseQuery, DeadlineQuery
 
@@ -50,18 +55,35 @@ T = TypeVar("T")
 # Ids per ``IN (...)`` list; well below SQLite's and PostgreSQL's parameter limits.
 _BATCH: Final = 500
 
-_CASES_FROM: Final = CASE.join(FACILITY, CASE.c.facility_id == FACILITY.c.facility_id)
+# A case row with its facility and the hash of its newest history entry (which a
+# change needs to chain its own entry), by primary key.
+_LAST_ENTRY: Final = CASE_EVENT.alias("last_entry")
+_CASES_FROM: Final = CASE.join(
+    FACILITY, CASE.c.facility_id == FACILITY.c.facility_id
+).outerjoin(
+    _LAST_ENTRY,
+    sa.and_(
+        _LAST_ENTRY.c.case_id == CASE.c.case_id, _LAST_ENTRY.c.seq == CASE.c.version
+    ),
+)
+_LOAD_COLUMNS: Final = (*mapping.CASE_COLUMNS, _LAST_ENTRY.c.hash.label("last_hash"))
 
 # Statements are built once: composing a statement costs SQLAlchemy more than
 # executing it. The ``b_`` parameter names keep WHERE parameters apart from the
 # SET columns that share their names.
 _CASE_BY_ID: Final = (
-    sa.select(*mapping.CASE_COLUMNS)
+    sa.select(*_LOAD_COLUMNS)
     .select_from(_CASES_FROM)
     .where(CASE.c.case_id == sa.bindparam("b_case_id"))
 )
+_CASES_BY_IDS: Final = (
+    sa.select(*_LOAD_COLUMNS)
+    .select_from(_CASES_FROM)
+    .where(CASE.c.case_id.in_(sa.bindparam("b_ids", expanding=True)))
+)
+_CASE_BY_ID_LOCKED: Final = _CASE_BY_ID.with_for_update(of=CASE)
 _CASE_BY_REF: Final = (
-    sa.select(*mapping.CASE_COLUMNS)
+    sa.select(*_LOAD_COLUMNS)
     .select_from(_CASES_FROM)
     .where(CASE.c.external_ref == sa.bindparam("b_ref"))
 )
@@ -108,12 +130,36 @@ class _ChildQueries:
 _PETITIONERS: Final = _ChildQueries.of(PETITIONER, "position")
 _OFFICERS: Final = _ChildQueries.of(CASE_OFFICER, "role", "officer_id")
 _DEADLINES: Final = _ChildQueries.of(DEADLINE, "opened_seq", "key")
-_UPDATE_CASE: Final = sa.update(CASE).where(
-    CASE.c.case_id == sa.bindparam("b_case_id"),
-    CASE.c.version == sa.bindparam("b_expected"),
+# The writes of every fire run as prepared statements (see rrm.adapters.sql.fast).
+# An update writes only the columns a change can move; the rest (identity,
+# workflow, facility; a deadline's rule) are fixed when the row is inserted, and
+# leaving them out spares the database index maintenance on every fire.
+CASE_MUTABLE: Final = ("state", "version", "attributes", "updated_at", "last_event_at")
+DEADLINE_MUTABLE: Final = (
+    "status",
+    "due_date",
+    "due_at",
+    "anchor_at",
+    "explanation",
+    "closed_seq",
+    "closed_at",
+    "paused_at",
+    "extensions",
+    "lapsed_at",
+    "alerts_through",
+    "next_action_at",
 )
-_UPDATE_DEADLINE: Final = sa.update(DEADLINE).where(
-    DEADLINE.c.deadline_id == sa.bindparam("b_deadline_id")
+_UPDATE_CASE: Final = Prepared(
+    sa.update(CASE).where(
+        CASE.c.case_id == sa.bindparam("b_case_id"),
+        CASE.c.version == sa.bindparam("b_expected"),
+    ),
+    (*CASE_MUTABLE, "b_case_id", "b_expected"),
+)
+_INSERT_DEADLINE: Final = Prepared(sa.insert(DEADLINE), DEADLINE.c.keys())
+_UPDATE_DEADLINE: Final = Prepared(
+    sa.update(DEADLINE).where(DEADLINE.c.deadline_id == sa.bindparam("b_deadline_id")),
+    (*DEADLINE_MUTABLE, "b_deadline_id"),
 )
 _DELETE_OFFICERS: Final = sa.delete(CASE_OFFICER).where(
     CASE_OFFICER.c.case_id == sa.bindparam("b_case_id")
@@ -127,24 +173,113 @@ class SqlCaseRepository:
     Args:
         connection: The connection of the caller's transaction, or an ORM session
             whose connection is used. The repository never commits.
+        cache: Children of cases written earlier, reused while the case row's
+            version and schedule stamp match (see :mod:`rrm.adapters.sql.cache`).
+            The owner of the transaction publishes :meth:`staged` to it after
+            a commit, and calls :meth:`forget` after a partial rollback.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 The *cache* argument.
     """
 
-    def __init__(self, connection: sa.Connection | Session) -> None:
+    def __init__(
+        self, connection: sa.Connection | Session, *, cache: CaseCache | None = None
+    ) -> None:
         if isinstance(connection, Session):
             connection = connection.connection()
         self._conn = connection
         self._insert = _dialect_insert(connection.dialect.name)
         self._append_entry = _APPEND_ENTRY[connection.dialect.name]
+        self._cache = cache
+        self._pg = connection.dialect.name == "postgresql"
+        # Per case read or written in this transaction: its stored children, its
+        # schedule stamp, and the hash of its latest entry when known.
+        self._seen: dict[str, CachedChildren] = {}
+        self._staged: dict[str, CachedChildren] = {}
+
+    def staged(self) -> dict[str, CachedChildren]:
+        """Return (and forget) the children this transaction wrote, to publish."""
+        staged, self._staged = self._staged, {}
+        return staged
+
+    def forget(self) -> None:
+        """Drop what this transaction learnt; a savepoint it relied on rolled back."""
+        self._seen.clear()
+        self._staged.clear()
 
     # -- reads ------------------------------------------------------------------
 
-    def get(self, case_id: str) -> Case | None:
-        """Return the case with its petitioners, officers and deadlines, or ``None``."""
+    def get(self, case_id: str, *, lock: bool = False) -> Case | None:
+        """Return the case with its petitioners, officers and deadlines, or ``None``.
+
+        With *lock* on PostgreSQL the case row is locked (``FOR UPDATE``) until
+        the transaction ends; SQLite's write transaction holds the database.
+        """
+        stmt = _CASE_BY_ID_LOCKED if lock and self._pg else _CASE_BY_ID
         with _storage_errors(f"load case {case_id}"):
-            found = self._load(_CASE_BY_ID, {"b_case_id": case_id})
-        return found[0] if found else None
+            row = self._conn.execute(stmt, {"b_case_id": case_id})
+            found = row.mappings().first()
+            if found is None:
+                return None
+            case = self._cached(found)
+            if case is None:
+                case = self._with_children([found])[0]
+                self._remember(case, found)
+        return case
+
+    def get_many(self, case_ids: Sequence[str]) -> dict[str, Case]:
+        """Return the cases that exist among *case_ids*, loaded in a few queries.
+
+        Meant for cases this transaction has locked (the sweep's claimed cases);
+        on PostgreSQL other reads are consistent only in a read-only unit of work.
+        """
+        found: dict[str, Case] = {}
+        with _storage_errors("load cases"):
+            for start in range(0, len(case_ids), _BATCH):
+                ids = case_ids[start : start + _BATCH]
+                rows = self._conn.execute(_CASES_BY_IDS, {"b_ids": ids}).mappings()
+                cold = []
+                for row in rows:
+                    cached = self._cached(row)
+                    if cached is None:
+                        cold.append(row)
+                    else:
+                        found[row["case_id"]] = cached
+                for row, case in zip(cold, self._with_children(cold), strict=True):
+                    self._remember(case, row)
+                    found[case.case_id] = case
+        return found
+
+    def _cached(self, row: mapping.Row) -> Case | None:
+        """Return the case of *row* with cached children, if they are current.
+
+        Children this transaction read or wrote come first, then the shared cache.
+        """
+        case_id, version, seq = row["case_id"], row["version"], row["schedule_seq"]
+        cached = self._seen.get(case_id)
+        if cached is None or (cached.version, cached.schedule_seq) != (version, seq):
+            if self._cache is None:
+                return None
+            cached = self._cache.get(case_id, version=version, schedule_seq=seq)
+            if cached is None:
+                return None
+        self._seen[case_id] = cached
+        return mapping.case_from_row(
+            row,
+            petitioners=cached.petitioners,
+            officers=cached.officers,
+            deadlines=cached.deadlines,
+        )
+
+    def _remember(self, case: Case, row: mapping.Row) -> None:
+        self._seen[case.case_id] = CachedChildren(
+            version=case.version,
+            schedule_seq=row["schedule_seq"],
+            last_hash=row["last_hash"],
+            petitioners=case.petitioners,
+            officers=case.officers,
+            deadlines=case.deadlines,
+        )
 
     def get_by_ref(self, external_ref: str) -> Case | None:
         """Return the case with that external reference, or ``None``."""
@@ -160,6 +295,9 @@ class SqlCaseRepository:
 
     def last_hash(self, case_id: str) -> str:
         """Return the hash of the case's latest history entry (genesis if none)."""
+        known = self._seen.get(case_id)
+        if known is not None and known.last_hash is not None:
+            return known.last_hash
         with _storage_errors(f"load the history of case {case_id}"):
             result = self._conn.execute(_LAST_HASH, {"b_case_id": case_id})
             found = result.scalar_one_or_none()
@@ -262,6 +400,47 @@ class SqlCaseRepository:
             if change.determination is not None:
                 row = mapping.determination_to_row(change.determination)
                 self._conn.execute(sa.insert(DETERMINATION), row)
+        self._stage(change)
+
+    def _stage(self, change: CaseChange) -> None:
+        """Remember the case's stored children as they are now, for the cache.
+
+        They are derived from what was written (the children before the change,
+        updated by the change's deadlines and officers), not from ``change.case``,
+        so the cache holds what a load would return.
+        """
+        case = change.case
+        if change.expected_version == 0:
+            before = CachedChildren(
+                version=0,
+                schedule_seq=0,
+                last_hash=None,
+                petitioners=case.petitioners,
+                officers=case.officers,
+                deadlines=(),
+            )
+        else:
+            found = self._seen.get(case.case_id)
+            if found is None or found.version != change.expected_version:
+                return  # not read in this transaction: the stored children unknown
+            before = found
+        deadlines = {d.deadline_id: d for d in before.deadlines}
+        deadlines.update((d.deadline_id, _as_stored(d)) for d in change.deadlines)
+        officers = before.officers if change.officers is None else change.officers
+        now = CachedChildren(
+            version=case.version,
+            schedule_seq=before.schedule_seq,
+            last_hash=change.entry.hash,
+            petitioners=before.petitioners,
+            # In the order a load returns them.
+            officers=tuple(sorted(officers, key=lambda o: (o.role, o.officer_id))),
+            deadlines=tuple(
+                sorted(deadlines.values(), key=lambda d: (d.opened_seq, d.key))
+            ),
+        )
+        self._seen[case.case_id] = now
+        if self._cache is not None:
+            self._staged[case.case_id] = now
 
     def _insert_case(self, change: CaseChange) -> None:
         case = change.case
@@ -287,10 +466,17 @@ class SqlCaseRepository:
 
     def _update_case(self, change: CaseChange) -> None:
         case_id = change.case.case_id
-        values = mapping.case_to_row(change.case)
-        del values["case_id"]
-        params = {**values, "b_case_id": case_id, "b_expected": change.expected_version}
-        if self._conn.execute(_UPDATE_CASE, params).rowcount == 0:
+        case = change.case
+        params = {
+            "state": case.state,
+            "version": case.version,
+            "attributes": dict(case.attributes),
+            "updated_at": case.updated_at,
+            "last_event_at": case.last_event_at,
+            "b_case_id": case_id,
+            "b_expected": change.expected_version,
+        }
+        if _UPDATE_CASE.run(self._conn, params) == 0:
             actual = self._version(case_id)
             raise ConcurrencyConflict(case_id, change.expected_version, actual)
         if change.officers is not None:
@@ -301,7 +487,7 @@ class SqlCaseRepository:
         # The (case_id, seq) key is the last line of defence against a second
         # writer of the same version.
         row = mapping.entry_to_row(entry)
-        if self._conn.execute(self._append_entry, row).rowcount == 0:
+        if self._append_entry.run(self._conn, row) == 0:
             actual = self._version(entry.case_id)
             raise ConcurrencyConflict(entry.case_id, expected, actual)
 
@@ -311,7 +497,7 @@ class SqlCaseRepository:
         changed = [d for d in change.deadlines if d.opened_seq != seq]
         if opened:
             rows = [mapping.deadline_to_row(d) for d in opened]
-            self._conn.execute(sa.insert(DEADLINE), rows)
+            _INSERT_DEADLINE.run_many(self._conn, rows)
         if changed:
             self._update_deadlines(change.case.case_id, changed)
 
@@ -321,10 +507,7 @@ class SqlCaseRepository:
             row = mapping.deadline_to_row(deadline)
             del row["deadline_id"], row["case_id"]
             params.append({**row, "b_deadline_id": deadline.deadline_id})
-        result = self._conn.execute(_UPDATE_DEADLINE, params)
-        if self._conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(
-            params
-        ):
+        if _UPDATE_DEADLINE.run_many(self._conn, params) != len(params):
             msg = f"Could not save case {case_id}: a deadline it changes is not stored."
             raise StorageError(msg)
 
@@ -351,7 +534,9 @@ class SqlCaseRepository:
     def _load(
         self, stmt: sa.Select[Any], params: dict[str, Any] | None = None
     ) -> list[Case]:
-        rows = self._conn.execute(stmt, params).mappings().all()
+        return self._with_children(self._conn.execute(stmt, params).mappings().all())
+
+    def _with_children(self, rows: Sequence[mapping.Row]) -> list[Case]:
         ids = [row["case_id"] for row in rows]
         if not ids:
             return []
@@ -390,8 +575,30 @@ class SqlCaseRepository:
         return grouped
 
 
+_INSTANTS: Final = (
+    "due_at",
+    "anchor_at",
+    "opened_at",
+    "closed_at",
+    "paused_at",
+    "lapsed_at",
+    "alerts_through",
+    "next_action_at",
+)
+
+
+def _as_stored(deadline: Deadline) -> Deadline:
+    """Return the deadline as a load would: every instant in UTC."""
+    shifted = {
+        name: value.astimezone(UTC)
+        for name in _INSTANTS
+        if (value := getattr(deadline, name)) is not None and value.tzinfo is not UTC
+    }
+    return dataclasses.replace(deadline, **shifted) if shifted else deadline
+
+
 def _select_cases() -> sa.Select[Any]:
-    return sa.select(*mapping.CASE_COLUMNS).select_from(_CASES_FROM)
+    return sa.select(*_LOAD_COLUMNS).select_from(_CASES_FROM)
 
 
 def _cases_of_officer(officer_id: str) -> sa.Select[Any]:
@@ -420,10 +627,11 @@ def _counted(stmt: sqlite.Insert | postgresql.Insert) -> sa.Executable:
 # Built once per dialect: this statement runs on every transition, and building
 # an ON CONFLICT clause costs more than executing it.
 _APPEND_ENTRY: Final = {
-    name: _counted(
+    name: Prepared(
         insert(CASE_EVENT).on_conflict_do_nothing(
             index_elements=[CASE_EVENT.c.case_id, CASE_EVENT.c.seq]
-        )
+        ),
+        CASE_EVENT.c.keys(),
     )
     for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
 }

@@ -82,6 +82,9 @@ class CaseRow(RRMTable, table=True):
     workflow_version: int
     state: str = Field(index=True)
     version: int
+    # Incremented by the deadline sweep, which changes deadline bookkeeping
+    # without a history entry; cached copies of the case check it with version.
+    schedule_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     complainant: str
     respondent: str
     initiation: str

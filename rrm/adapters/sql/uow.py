@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Self, final
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from rrm.adapters.sql.cache import DEFAULT_SIZE, CaseCache
 from rrm.adapters.sql.outbox import SqlOutbox
 from rrm.adapters.sql.repository import SqlCaseRepository
 from rrm.errors import StorageError
@@ -42,9 +43,18 @@ class SqlUnitOfWork:
     cases: CaseRepository
     outbox: OutboxRepository
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        cache: CaseCache | None = None,
+        read_only: bool = False,
+    ) -> None:
         self._engine = engine
+        self._cache = cache
+        self._read_only = read_only
         self._conn: sa.Connection | None = None
+        self._repository: SqlCaseRepository | None = None
 
     def __enter__(self) -> Self:
         try:
@@ -54,12 +64,24 @@ class SqlUnitOfWork:
             raise StorageError(msg) from exc
         try:
             conn.begin()
+            if self._read_only and conn.dialect.name == "postgresql":
+                # One snapshot for every read (a case row and its deadlines are
+                # separate queries); SQLite's transaction is one already.
+                conn.exec_driver_sql(_SNAPSHOT)
         except SQLAlchemyError as exc:
             conn.close()
+            if _busy(exc):
+                raise StorageError(
+                    "Could not start a transaction: the database is busy with another "
+                    "writer; nothing was written, try again in a moment.",
+                    hint="another process holds the database's write lock; wait a "
+                    "moment and repeat the action",
+                ) from exc
             msg = "Could not start a transaction: the database is busy or unreachable."
             raise StorageError(msg) from exc
         self._conn = conn
-        self.cases = SqlCaseRepository(conn)
+        self._repository = SqlCaseRepository(conn, cache=self._cache)
+        self.cases = self._repository
         self.outbox = SqlOutbox(conn)
         return self
 
@@ -74,7 +96,15 @@ class SqlUnitOfWork:
             return
         # Closing rolls back whatever was not committed, including work done after
         # an earlier commit() in the same block.
-        conn.close()
+        try:
+            conn.close()
+        except SQLAlchemyError:
+            # The rollback could not reach the server: the connection is gone (the
+            # server ended it, the network dropped), and the server rolls back an
+            # unfinished transaction by itself. Drop the connection; an error that
+            # ended the block (a typed StorageError, say) is the one to report.
+            with suppress(SQLAlchemyError):
+                conn.invalidate()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -89,6 +119,8 @@ class SqlUnitOfWork:
         except BaseException:
             if nested.is_active:
                 nested.rollback()
+            if self._repository is not None:
+                self._repository.forget()
             raise
         if nested.is_active:
             nested.commit()
@@ -103,13 +135,27 @@ class SqlUnitOfWork:
         try:
             conn.commit()
         except SQLAlchemyError as exc:
-            conn.rollback()
+            with suppress(SQLAlchemyError):  # a lost connection cannot roll back
+                conn.rollback()
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                # The commit may have reached the server before the connection
+                # dropped: its outcome is unknown, not "nothing written".
+                raise StorageError(
+                    "Could not confirm the changes: the connection to the database "
+                    "was lost during the commit, so they may or may not be saved.",
+                    hint="reload the case before repeating the action (a repeat "
+                    "with the same idempotency key is safe)",
+                ) from exc
             msg = "Could not save the changes: the commit failed; nothing was written."
             raise StorageError(msg) from exc
+        if self._cache is not None and self._repository is not None:
+            self._cache.publish(self._repository.staged())
 
     def rollback(self) -> None:
         """Discard the transaction's writes."""
         conn = self._require()
+        if self._repository is not None:
+            self._repository.forget()
         try:
             conn.rollback()
         except SQLAlchemyError as exc:
@@ -122,16 +168,39 @@ class SqlUnitOfWork:
         return self._conn
 
 
+_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+# SQLite's primary result codes for a lock held by another connection.
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+
+def _busy(exc: SQLAlchemyError) -> bool:
+    """True when a driver error means another connection holds a lock."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in {_SQLITE_BUSY, _SQLITE_LOCKED}
+    return "locked" in str(orig)
+
+
 @final
 class SqlUnitOfWorkFactory:
     """Makes a fresh :class:`SqlUnitOfWork` on one engine for each use case.
 
+    Args:
+        engine: The database.
+        cache_size: How many recently written cases to keep in the case cache
+            shared by this factory's units of work; 0 turns it off.
+
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 The case cache and *cache_size*.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, cache_size: int = DEFAULT_SIZE) -> None:
         self.engine = engine
+        self.cache = CaseCache(cache_size) if cache_size else None
 
-    def __call__(self) -> SqlUnitOfWork:
-        """Return a new, not yet entered, unit of work."""
-        return SqlUnitOfWork(self.engine)
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        """Return a new, not yet entered, unit of work (see the port)."""
+        return SqlUnitOfWork(self.engine, cache=self.cache, read_only=read_only)
