@@ -108,3 +108,7 @@ def open_cmd(i: int, *, prefix: str = "B", at: datetime | None = None) -> rrm.Op
         ),
         at=at,
     )
+
+
+class Skipped(Exception):
+    """Raised by a benchmark that cannot run here; the message says why."""

@@ -3,7 +3,9 @@
     python tests/bench/run.py [--quick] [--only B1,B3] [--postgres] [--huge] [--json FILE]
 
 B1 fire throughput vs plain sqlite3, B2 tick at scale, B3 deadline calculator,
-B4 import, A alerts sent per second (tests/bench/bench_alerts.py). Figures are
+B4 import, B5 PostgreSQL with 1, 2 and 4 worker processes and many writers on one
+case (only with --postgres; skipped otherwise), A alerts sent per second
+(tests/bench/bench_alerts.py). Figures are
 medians over repeats measured in this run; a missed target prints "no" and does not
 fail the run, but an error in a benchmark does (exit status 1, after the table).
 Not part of the test suite: pytest collects only test_*.py.
@@ -22,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import Row, quiet
+from common import PG, Row, Skipped, quiet
 
 
 def alerts(*, quick: bool, postgres: bool) -> list[Row]:
@@ -59,6 +61,7 @@ def alerts(*, quick: bool, postgres: bool) -> list[Row]:
 
 
 def benchmarks(args: argparse.Namespace) -> dict:
+    import bench_b5
     import bench_calculator
     import bench_fire
     import bench_import
@@ -70,13 +73,20 @@ def benchmarks(args: argparse.Namespace) -> dict:
         "B2": lambda: bench_tick.run(quick=q, postgres=args.postgres, huge=args.huge),
         "B3": lambda: bench_calculator.run(quick=q),
         "B4": lambda: bench_import.run(quick=q, huge=args.huge),
+        "B5": lambda: bench_b5.run(quick=q) if args.postgres else _skip_b5(),
         "A": lambda: alerts(quick=q, postgres=args.postgres),
     }
+
+
+def _skip_b5() -> list[Row]:
+    raise Skipped(f"needs PostgreSQL; pass --postgres to run it against {PG}")
 
 
 def fmt(value: float | None) -> str:
     if value is None:
         return "-"
+    if isinstance(value, int):  # counts (B5)
+        return f"{value:,}"
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}" if value < 10 else f"{value:.1f}"
@@ -112,7 +122,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="CI smoke: under 2 min")
     parser.add_argument("--only", default="", help="comma list, e.g. B1,B3")
     parser.add_argument(
-        "--postgres", action="store_true", help="also PostgreSQL (B2, A) at common.PG"
+        "--postgres",
+        action="store_true",
+        help="also PostgreSQL (B2, A; B5 needs it) at common.PG",
     )
     parser.add_argument(
         "--huge", action="store_true", help="add B2 at 1M deadlines, B4 at 10,000 cases"
@@ -126,16 +138,21 @@ def main() -> int:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     rows: list[Row] = []
     failed = []
+    skipped = []
     start = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
         try:
             rows += todo[name]()
+        except Skipped as why:
+            skipped.append(f"  {name}: {why}")
         except Exception:  # noqa: BLE001 - report every failure, then exit 1
             failed.append(name)
             traceback.print_exc()
         print(f"[{name} done in {time.perf_counter() - t0:.1f} s]", file=sys.stderr)
     print(table(rows))
+    if skipped:
+        print("\nskipped:", *skipped, sep="\n")
     print(
         f"\nwall time {time.perf_counter() - start:.1f} s"
         f"{' (quick)' if args.quick else ''}"
