@@ -289,7 +289,7 @@ class CaseEngine:
             raise InvalidInput(
                 "within", f"must be a whole number of days, 0 to {_MAX_DAYS}"
             )
-        if unit not in {"calendar", "business"}:
+        if not isinstance(unit, str) or unit not in {"calendar", "business"}:
             raise InvalidInput("unit", "must be 'calendar' or 'business'")
         if officer_id is not None:
             validation.text("officer_id", officer_id)
@@ -348,8 +348,10 @@ class CaseEngine:
                 self._uow, self.workflows, self._delivery, now=now
             )
         else:
-            pending = self.alerts(status=("pending", "failed"))
-            report = report + TickReport(unsent=len(pending))
+            # Counted, not loaded: a host without a notifier may hold many.
+            with self._uow(read_only=True) as uow:
+                unsent = uow.outbox.count_alerts(("pending", "failed"))
+            report = report + TickReport(unsent=unsent)
         log.info("tick_completed", **dataclasses.asdict(report))
         return report
 

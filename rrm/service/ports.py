@@ -221,6 +221,10 @@ class OutboxRepository(Protocol):
         """Return one alert, or ``None``."""
         ...
 
+    def count_alerts(self, statuses: Sequence[str]) -> int:
+        """Return how many alerts have one of *statuses*."""
+        ...
+
     def alerts(self, query: AlertQuery) -> list[Alert]:
         """Return alerts matching the query, oldest owed first."""
         ...

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ _Processor: TypeAlias = "Callable[[Any], Any] | None"
 
 @final
 class _Compiled:
-    __slots__ = ("constants", "names", "positional", "processors", "sql")
+    __slots__ = ("constants", "names", "positional", "processors", "results", "sql")
 
     def __init__(
         self, stmt: sa.ClauseElement, keys: Sequence[str], dialect: sa.Dialect
@@ -56,6 +57,9 @@ class _Compiled:
             msg = f"prepared statement needs parameters {sorted(missing)}"
             raise TypeError(msg)
         self.names: tuple[str, ...] = tuple(names)
+        # A SELECT's column names and result processors, set on its first run
+        # (a processor may depend on the type code the driver reports).
+        self.results: list[tuple[str, _Processor]] | None = None
         self.constants: dict[str, Any] = constants
         self.processors: dict[str, _Processor] = {
             name: compiled.binds[name]
@@ -99,6 +103,43 @@ class Prepared:
         if not rows:
             return 0
         c = self._compiled(conn)
+        cursor = self._execute(conn, c, rows)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def fetch(
+        self, conn: sa.Connection, params: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Run a SELECT once; return its rows as dictionaries of column values.
+
+        Values go through each selected column type's result processor, as
+        SQLAlchemy's own result rows would.
+        """
+        c = self._compiled(conn)
+        cursor = self._execute(conn, c, (params,))
+        try:
+            raw = cursor.fetchall()
+            if c.results is None:
+                c.results = _result_processors(
+                    self._stmt, conn.dialect, cursor.description
+                )
+        finally:
+            cursor.close()
+        results = c.results
+        return [
+            {
+                name: value if proc is None or value is None else proc(value)
+                for (name, proc), value in zip(results, row, strict=True)
+            }
+            for row in raw
+        ]
+
+    @staticmethod
+    def _execute(
+        conn: sa.Connection, c: _Compiled, rows: Sequence[Mapping[str, Any]]
+    ) -> Any:
         procs = c.processors
         if c.constants:
             rows = [{**c.constants, **row} for row in rows]
@@ -125,8 +166,8 @@ class Prepared:
                 cursor.execute(c.sql, args[0])
             else:
                 cursor.executemany(c.sql, args)
-            return int(cursor.rowcount)
         except conn.dialect.loaded_dbapi.Error as exc:
+            cursor.close()
             raise DBAPIError.instance(
                 c.sql,
                 None,
@@ -135,5 +176,19 @@ class Prepared:
                 hide_parameters=True,
                 dialect=conn.dialect,
             ) from exc
-        finally:
-            cursor.close()
+        return cursor
+
+
+def _result_processors(
+    stmt: sa.ClauseElement, dialect: sa.Dialect, description: Sequence[Any]
+) -> list[tuple[str, _Processor]]:
+    """Name and result processor of each column a SELECT returns, in order."""
+    if not isinstance(stmt, Select):  # pragma: no cover - a programming error
+        msg = "only a SELECT returns rows"
+        raise TypeError(msg)
+    columns = list(stmt.selected_columns)
+    out: list[tuple[str, _Processor]] = []
+    for column, desc in zip(columns, description, strict=True):
+        impl = column.type.dialect_impl(dialect)
+        out.append((str(column.key), impl.result_processor(dialect, desc[1])))
+    return out

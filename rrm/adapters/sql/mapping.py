@@ -6,9 +6,8 @@ Core ``insert``/``update`` statements; domain objects never touch a session.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
-
-import sqlalchemy as sa
 
 from rrm.adapters.sql.tables import CASE, FACILITY
 from rrm.domain.alerts import Alert, AlertKind, AlertStatus
@@ -25,6 +24,8 @@ from rrm.domain.case import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import sqlalchemy as sa
 
     from rrm.service.ports import Determination
 
@@ -47,7 +48,8 @@ __all__ = [
     "petitioner_rows",
 ]
 
-Row: TypeAlias = sa.RowMapping
+# SQLAlchemy row mappings, or the dictionaries of rrm.adapters.sql.fast.
+Row: TypeAlias = Mapping[Any, Any]
 
 # A case row joined with its facility; facility columns carry a ``facility_``
 # prefix so they do not collide with the case's own columns.

@@ -306,6 +306,16 @@ class SqlOutbox:
             row = self._conn.execute(stmt).mappings().first()
         return None if row is None else mapping.alert_from_row(row)
 
+    def count_alerts(self, statuses: Sequence[str]) -> int:
+        """Return how many alerts have one of *statuses* (an index count)."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(ALERT)
+            .where(ALERT.c.status.in_(list(statuses)))
+        )
+        with _storage_errors("count alerts"):
+            return int(self._conn.execute(stmt).scalar_one())
+
     def alerts(self, query: AlertQuery) -> list[Alert]:
         """Return alerts matching the query, oldest owed first."""
         stmt = sa.select(ALERT)
