@@ -171,7 +171,7 @@ def parse_workflow(
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ctx.fail("workflow.version", "must be a whole number from 1")
     status = head.get("status", "draft")
-    if status not in {"draft", "released"}:
+    if not isinstance(status, str) or status not in {"draft", "released"}:
         raise ctx.fail("workflow.status", "must be 'draft' or 'released'")
     roles = _roles(ctx, data)
     states = _states(ctx, data)

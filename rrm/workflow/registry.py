@@ -81,6 +81,15 @@ class Workflows:
         return [self.get(wid) for wid in self.ids()]
 
 
+_SHOWN = 120  # characters of a path an error message quotes
+
+
+def _shown(path: Path) -> str:
+    """A path as an error message shows it, shortened in the middle."""
+    text = str(path)
+    return text if len(text) <= _SHOWN else f"{text[:60]}...{text[-57:]}"
+
+
 def load_workflows(directory: Path | str | None = None) -> Workflows:
     """Load and validate every workflow definition in a folder.
 
@@ -94,11 +103,18 @@ def load_workflows(directory: Path | str | None = None) -> Workflows:
     """
     root = Path(directory) if directory is not None else workflows_dir()
     calendars = dict(load_calendars(workflows_dir() / "calendars"))
-    if (root / "calendars").is_dir() and root != workflows_dir():
+    try:
+        own_calendars = (root / "calendars").is_dir() and root != workflows_dir()
+        paths = sorted(root.glob("*/v*.toml"))
+    except OSError as exc:  # a name too long, a folder without permission, ...
+        raise InvalidWorkflow(
+            _shown(root), "folder", f"cannot be read ({exc.strerror or exc})"
+        ) from None
+    if own_calendars:
         calendars.update(load_calendars(root / "calendars"))
     ids = frozenset(calendars)
     specs: dict[tuple[str, int], WorkflowSpec] = {}
-    for path in sorted(root.glob("*/v*.toml")):
+    for path in paths:
         if path.parent.name == "calendars":
             continue
         spec = read_workflow(path, calendar_ids=ids)

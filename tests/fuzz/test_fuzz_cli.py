@@ -235,3 +235,12 @@ def test_non_utf8_argument_is_a_one_line_error(cli_world: str) -> None:
     assert result.returncode == 1, err
     assert "Traceback" not in err
     assert err.count("\n") == 1, err
+
+
+def test_overlong_workflow_folder_is_a_user_error(cli_world: str) -> None:
+    """Found by the 10,000-example run: a path longer than the file system allows
+    raised OSError (File name too long) out of `rrm workflows validate`."""
+    code, out, err = call(["workflows", "validate", "x" * 5000])
+    assert code == 1, (out, err)
+    assert err.count("\n") == 1, err
+    assert "cannot be read" in err

@@ -398,3 +398,11 @@ def test_extension_to_the_end_of_time(world: Any) -> None:
         reason="r",
     )
     run_and_check(engine, clock, lambda: engine.extend(cmd))
+
+
+@pytest.mark.parametrize("unit", [[], {}, ["business"], 3])
+def test_due_with_a_non_text_unit(world: Any, unit: Any) -> None:
+    """Found by the 10,000-example run: ``due(0, unit=[])`` raised TypeError."""
+    engine, _, _ = world
+    with pytest.raises(rrm.InvalidInput, match="unit"):
+        engine.due(0, unit=unit)

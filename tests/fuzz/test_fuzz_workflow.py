@@ -194,3 +194,13 @@ def test_non_table_parameter_in_a_file(tmp_path: Path) -> None:
     with pytest.raises(rrm.InvalidWorkflow) as info:
         rrm.load_workflows(tmp_path / "defs")
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("status", [[], {}, ["released"]])
+def test_non_text_status_is_refused_by_name(status: Any) -> None:
+    """Found by the 10,000-example run: a list as ``workflow.status`` raised
+    TypeError (unhashable) instead of InvalidWorkflow."""
+    doc = copy.deepcopy(SEEDS["usmca-31a"])
+    doc["workflow"]["status"] = status
+    with pytest.raises(rrm.InvalidWorkflow, match=r"workflow\.status"):
+        parse_workflow(doc, file=FILE, sha256="0" * 64, calendar_ids=CALENDARS)
