@@ -44,7 +44,9 @@ def documents(n: int) -> list[dict]:
 
 def run(*, quick: bool = False, huge: bool = False) -> list[Row]:
     quiet()
-    n = 100 if quick else (10_000 if huge else 1_000)
+    # The issue's figure is 10,000 cases; --huge is kept for B2's 1M deadlines.
+    n = 100 if quick else 10_000
+    del huge
     repeats = 3 if n <= 1_000 else 1
     docs = documents(n)
     events = len(docs[0]["events"])

@@ -127,7 +127,7 @@ def main() -> int:
         help="also PostgreSQL (B2, A; B5 needs it) at common.PG",
     )
     parser.add_argument(
-        "--huge", action="store_true", help="add B2 at 1M deadlines, B4 at 10,000 cases"
+        "--huge", action="store_true", help="add B2 at 1M open deadlines"
     )
     parser.add_argument("--json", help="also write the rows as JSON here")
     args = parser.parse_args()

@@ -1,0 +1,211 @@
+"""The scratch store: an import's dry run, in memory, through the real handlers."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import UTC
+from typing import TYPE_CHECKING, Self, cast, final
+
+from rrm.domain.case import (
+    GENESIS_HASH,
+    Case,
+    Facility,
+    HistoryEntry,
+    require_aware,
+)
+from rrm.errors import ConcurrencyConflict
+from rrm.service import handlers
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from types import TracebackType
+
+    from rrm.domain.case import Deadline
+    from rrm.domain.commands import (
+        AssignOfficers,
+        ExtendDeadline,
+        FireEvent,
+        OpenCase,
+        PauseDeadline,
+        ResumeDeadline,
+    )
+    from rrm.service.engine import CaseEngine
+    from rrm.service.ports import (
+        CaseChange,
+        CaseQuery,
+        CaseRepository,
+        DeadlineQuery,
+        Determination,
+        OutboxRepository,
+    )
+
+__all__: list[str] = []  # package-private: used by the import
+
+
+@final
+class _ScratchCases:
+    """Cases of one import held in memory; facts about other cases come from the engine.
+
+    The facility registry and earlier determinations are read from the real
+    database, so a dry run refuses what the real replay would refuse.
+    """
+
+    def __init__(self, engine: CaseEngine) -> None:
+        self._engine = engine
+        self.cases: dict[str, Case] = {}
+        self.entries: dict[str, list[HistoryEntry]] = {}
+        self.determinations: list[Determination] = []
+
+    def get(self, case_id: str, *, lock: bool = False) -> Case | None:  # noqa: ARG002
+        return self.cases.get(case_id)
+
+    def get_many(self, case_ids: Sequence[str]) -> dict[str, Case]:
+        return {i: self.cases[i] for i in case_ids if i in self.cases}
+
+    def get_by_ref(self, external_ref: str) -> Case | None:
+        return next(
+            (c for c in self.cases.values() if c.external_ref == external_ref), None
+        )
+
+    def apply(self, change: CaseChange) -> None:
+        case = change.case
+        current = self.cases.get(case.case_id)
+        version = 0 if current is None else current.version
+        if version != change.expected_version:
+            raise ConcurrencyConflict(case.case_id, change.expected_version, version)
+        self.cases[case.case_id] = case
+        self.entries.setdefault(case.case_id, []).append(change.entry)
+        if change.determination is not None:
+            self.determinations.append(change.determination)
+
+    def history(self, case_id: str) -> list[HistoryEntry]:
+        return list(self.entries.get(case_id, ()))
+
+    def last_hash(self, case_id: str) -> str:
+        entries = self.entries.get(case_id)
+        return entries[-1].hash if entries else GENESIS_HASH
+
+    def entry_by_idempotency_key(self, case_id: str, key: str) -> HistoryEntry | None:
+        return next(
+            (e for e in self.entries.get(case_id, ()) if e.idempotency_key == key),
+            None,
+        )
+
+    def facility(self, facility_id: str) -> Facility | None:
+        for case in self.cases.values():
+            if case.facility.facility_id == facility_id:
+                return case.facility
+        with self._engine._uow() as uow:  # noqa: SLF001 - read-only, same layer
+            return uow.cases.facility(facility_id)
+
+    def save_facility(self, facility: Facility) -> None:
+        raise NotImplementedError  # pragma: no cover - no handler saves directly
+
+    def prior_determinations(
+        self, *, facility_id: str, owner: str, case_id: str
+    ) -> int:
+        own = sum(
+            d.case_id != case_id and (d.facility_id == facility_id or d.owner == owner)
+            for d in self.determinations
+        )
+        with self._engine._uow() as uow:  # noqa: SLF001 - read-only, same layer
+            stored = uow.cases.prior_determinations(
+                facility_id=facility_id, owner=owner, case_id=case_id
+            )
+        return own + stored
+
+    def find(self, query: CaseQuery) -> list[Case]:
+        raise NotImplementedError  # pragma: no cover - replays never list cases
+
+    def open_deadlines(self, query: DeadlineQuery) -> list[Deadline]:
+        raise NotImplementedError  # pragma: no cover - replays never list deadlines
+
+
+@final
+class _ScratchUnitOfWork:
+    """A unit of work over the scratch store; nothing it holds is ever durable."""
+
+    def __init__(self, cases: _ScratchCases) -> None:
+        self.cases: CaseRepository = cases
+        self._store = cases
+        # Replays open cases and record events only; they never touch the outbox.
+        self.outbox = cast("OutboxRepository", None)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def commit(self) -> None:
+        return None
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        store = self._store
+        saved = (dict(store.cases), {k: list(e) for k, e in store.entries.items()})
+        count = len(store.determinations)
+        try:
+            yield
+        except BaseException:
+            store.cases, store.entries = saved
+            del store.determinations[count:]
+            raise
+
+    def rollback(self) -> None:
+        return None
+
+
+@final
+class _Scratch:
+    """The engine's commands, applied to the scratch store at one fixed instant.
+
+    The handlers are called directly rather than through a second ``CaseEngine``,
+    so a dry run neither logs case events nor notifies the host's subscribers.
+    """
+
+    def __init__(self, engine: CaseEngine) -> None:
+        self._workflows = engine.workflows
+        self._now = require_aware("now", engine.clock.now()).astimezone(UTC)
+        self.store = _ScratchCases(engine)
+        self._uow = _ScratchUnitOfWork(self.store)
+
+    def _apply(self, change: CaseChange) -> Case:
+        self.store.apply(change)
+        return change.case
+
+    def open_case(self, cmd: OpenCase) -> Case:
+        # The reference doubles as the case id, so errors name the case readably.
+        return self._apply(
+            handlers.open_case(
+                self._uow, self._workflows, cmd, case_id=cmd.external_ref, now=self._now
+            )
+        )
+
+    def fire(self, cmd: FireEvent) -> Case:
+        result = handlers.fire_event(self._uow, self._workflows, cmd, now=self._now)
+        return result if isinstance(result, Case) else self._apply(result)
+
+    def extend(self, cmd: ExtendDeadline) -> Case:
+        return self._change(cmd)
+
+    def pause(self, cmd: PauseDeadline) -> Case:
+        return self._change(cmd)
+
+    def resume(self, cmd: ResumeDeadline) -> Case:
+        return self._change(cmd)
+
+    def _change(self, cmd: ExtendDeadline | PauseDeadline | ResumeDeadline) -> Case:
+        return self._apply(
+            handlers.change_deadline(self._uow, self._workflows, cmd, now=self._now)
+        )
+
+    def assign(self, cmd: AssignOfficers) -> Case:
+        return self._apply(
+            handlers.assign_officers(self._uow, self._workflows, cmd, now=self._now)
+        )
