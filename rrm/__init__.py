@@ -52,7 +52,7 @@ from rrm.errors import (
     WorkflowNotFound,
 )
 from rrm.service.alerting import AlertSettings, TickReport
-from rrm.service.engine import CaseEngine, ChainReport
+from rrm.service.engine import CaseEngine, ChainAnchor, ChainReport
 from rrm.service.ports import Notifier
 from rrm.wiring import bootstrap, upgrade_schema
 from rrm.workflow.registry import Workflows, load_workflows
@@ -73,6 +73,7 @@ __all__ = [
     "CaseError",
     "CaseNotFound",
     "CaseOpened",
+    "ChainAnchor",
     "ChainReport",
     "Claim",
     "Clock",

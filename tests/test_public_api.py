@@ -25,6 +25,7 @@ EXPECTED = {
     "CaseError",
     "CaseNotFound",
     "CaseOpened",
+    "ChainAnchor",
     "ChainReport",
     "Claim",
     "Clock",

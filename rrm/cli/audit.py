@@ -1,8 +1,16 @@
-"""``rrm audit verify``: check the hash chain of every case's history."""
+"""``rrm audit``: check the hash chain of every case's history, and anchor it.
+
+``rrm audit anchor`` writes the hash of every case's newest entry to a file the
+agency keeps outside the database (a write-once store, a signed e-mail, a
+printout). ``rrm audit verify --anchors FILE`` then also proves that no history
+was rewritten since, hashes recomputed included, which the chain alone cannot.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,10 +25,44 @@ from rrm.cli.common import (
     print_json,
 )
 from rrm.cli.render import chain_json
+from rrm.errors import CaseNotFound, InvalidInput
+from rrm.service.engine import ChainAnchor, ChainReport
 
-__all__ = ["app"]
+__all__ = ["ANCHORS_FORMAT", "app"]
+
+ANCHORS_FORMAT = "rrm-anchors/1"
+_SHA256_HEX = 64
 
 app = typer.Typer(no_args_is_help=True, help="Audit the case histories.")
+
+
+@app.command("anchor")
+def anchor(
+    *,
+    db: DbOption = DEFAULT_DB,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write to FILE instead of the screen."),
+    ] = None,
+) -> None:
+    """Write the hash of every case's newest history entry (keep it elsewhere)."""
+    with engine_for(db) as engine:
+        cases = sorted(engine.find(), key=lambda c: c.external_ref)
+        anchors = [
+            {"ref": c.external_ref, **_plain(engine.anchor(c.case_id))} for c in cases
+        ]
+        taken = engine.clock.now().isoformat()
+    text = json.dumps(
+        {"format": ANCHORS_FORMAT, "taken_at": taken, "anchors": anchors}, indent=2
+    )
+    if out is None:
+        print(text)
+        return
+    try:
+        out.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput("--out", f"cannot write {out}: {exc.strerror}") from None
+    console.print(f"{len(anchors)} case anchors written to {out}", highlight=False)
 
 
 @app.command("verify")
@@ -30,28 +72,41 @@ def verify(
     case: Annotated[
         str | None, typer.Option("--case", help="Only this case (id or reference).")
     ] = None,
+    anchors: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchors",
+            help="Also check the entries anchored in FILE (from `rrm audit anchor`).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check each case's history chain; name the first broken entry (exit 1 if any)."""
+    kept = _read_anchors(anchors) if anchors is not None else {}
+    reports: list[dict[str, Any]] = []
     with engine_for(db) as engine:
         cases = [engine.get(case)] if case is not None else engine.find()
-        reports = [
-            chain_json(engine.verify(c.case_id), c.external_ref)
-            for c in sorted(cases, key=lambda c: c.external_ref)
-        ]
+        for c in sorted(cases, key=lambda c: c.external_ref):
+            report = engine.verify(c.case_id, anchor=kept.pop(c.case_id, None))
+            reports.append(_row(report, c.external_ref))
+        if case is not None:
+            kept = {}  # anchors of other cases are not this run's business
+        # Anchored cases that no longer exist: a deleted case is a rewrite too.
+        for gone in sorted(kept.values(), key=lambda a: a.case_id):
+            try:
+                engine.get(gone.case_id)
+            except CaseNotFound:
+                reports.append(_missing(gone))
     broken = [r for r in reports if not r["ok"]]
     if as_json:
         print_json(reports)
     else:
-        table = Table("case", "entries", "chain")
+        table = Table("case", "entries", "chain", *(["anchor"] if anchors else []))
         for r in reports:
-            table.add_row(
-                r["ref"],
-                str(r["entries"]),
-                Text("ok", style="green")
-                if r["ok"]
-                else Text(f"BROKEN at entry {r['first_broken_seq']}", style="bold red"),
-            )
+            cells = [r["ref"], str(r["entries"]), _chain_cell(r)]
+            if anchors:
+                cells.append(_anchor_cell(r))
+            table.add_row(*cells)
         console.print(table)
         if broken:
             console.print(
@@ -62,3 +117,75 @@ def verify(
             console.print(f"[green]{len(reports)} case histories intact[/green]")
     if broken:
         raise typer.Exit(1)
+
+
+def _plain(a: ChainAnchor) -> dict[str, Any]:
+    return {"case_id": a.case_id, "seq": a.seq, "hash": a.hash}
+
+
+def _row(report: ChainReport, ref: str) -> dict[str, Any]:
+    return {
+        **chain_json(report, ref),
+        "anchor_mismatch_seq": report.anchor_mismatch_seq,
+        "missing": False,
+    }
+
+
+def _missing(a: ChainAnchor) -> dict[str, Any]:
+    return {
+        "case_id": a.case_id,
+        "ref": a.case_id,
+        "entries": 0,
+        "ok": False,
+        "first_broken_seq": None,
+        "anchor_mismatch_seq": a.seq,
+        "missing": True,
+    }
+
+
+def _chain_cell(r: dict[str, Any]) -> Text:
+    if r["missing"]:
+        return Text("CASE MISSING", style="bold red")
+    if r["first_broken_seq"] is not None:
+        return Text(f"BROKEN at entry {r['first_broken_seq']}", style="bold red")
+    return Text("ok", style="green")
+
+
+def _anchor_cell(r: dict[str, Any]) -> Text:
+    if r["anchor_mismatch_seq"] is not None:
+        return Text(
+            f"CHANGED at or before entry {r['anchor_mismatch_seq']}", style="bold red"
+        )
+    return Text("-" if r["missing"] else "ok", style="green")
+
+
+def _read_anchors(path: Path) -> dict[str, ChainAnchor]:
+    """Read an anchors file; refuse anything but the format anchor writes."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput("--anchors", f"cannot read {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput("--anchors", f"{path} is not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != ANCHORS_FORMAT:
+        raise InvalidInput("--anchors", f"{path} is not an {ANCHORS_FORMAT} file")
+    items = data.get("anchors")
+    if not isinstance(items, list):
+        raise InvalidInput("--anchors", "the file has no list of anchors")
+    found: dict[str, ChainAnchor] = {}
+    for i, item in enumerate(items):
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("case_id"), str)
+            and type(item.get("seq")) is int
+            and item["seq"] >= 1
+            and isinstance(item.get("hash"), str)
+            and len(item["hash"]) == _SHA256_HEX
+        ):
+            raise InvalidInput(
+                "--anchors", f"anchor {i + 1} needs case_id, seq (from 1) and a hash"
+            )
+        found[item["case_id"]] = ChainAnchor(
+            case_id=item["case_id"], seq=item["seq"], hash=item["hash"]
+        )
+    return found

@@ -53,17 +53,40 @@ Subscriber = Callable[[DomainEvent], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChainAnchor:
+    """The hash of one history entry, kept outside the database to check it later.
+
+    A hash chain shows an edit of one entry, but not a history rewritten from
+    the edit onwards with every hash recomputed. An anchor taken earlier (by
+    :meth:`CaseEngine.anchor`, ``rrm audit anchor``) and stored where the
+    database's writers cannot change it does: the rewritten chain no longer holds
+    the anchored hash.
+
+    .. versionadded:: 0.2.0
+    """
+
+    case_id: str
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChainReport:
-    """Result of checking one case's history chain."""
+    """Result of checking one case's history chain.
+
+    .. versionchanged:: 0.2.0 ``anchor_mismatch_seq``: an anchored entry that is
+       missing or no longer has its anchored hash.
+    """
 
     case_id: str
     entries: int
     first_broken_seq: int | None
+    anchor_mismatch_seq: int | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every entry links to the one before and matches its hash."""
-        return self.first_broken_seq is None
+        """True when the chain is whole and the anchored entry is unchanged."""
+        return self.first_broken_seq is None and self.anchor_mismatch_seq is None
 
 
 @final
@@ -248,12 +271,19 @@ class CaseEngine:
         with self._uow(read_only=True) as uow:
             return uow.cases.history(case.case_id)
 
-    def verify(self, case_id: str) -> ChainReport:
+    def verify(self, case_id: str, *, anchor: ChainAnchor | None = None) -> ChainReport:
         """Check a case's hash chain and name the first broken entry.
 
         The chain must also be as long as the case's version: a deleted newest
-        entry is reported as missing (its number is the first broken one).
+        entry is reported as missing (its number is the first broken one). With
+        an *anchor* of this case, its entry must still carry the anchored hash.
+
+        Raises:
+            CaseNotFound: If no case matches.
+            InvalidInput: If the anchor is of another case or malformed.
         """
+        if anchor is not None and not isinstance(anchor, ChainAnchor):
+            raise InvalidInput("anchor", "must be a ChainAnchor")
         ref = validation.text("case", case_id)
         # The case and its history from one snapshot: a fire committed between
         # two reads would look like a broken chain.
@@ -265,9 +295,39 @@ class CaseEngine:
         broken = verify_chain(entries)
         if broken is None and len(entries) != case.version:
             broken = min(len(entries), case.version) + 1
+        mismatch = None
+        if anchor is not None:
+            if anchor.case_id != case.case_id:
+                raise InvalidInput("anchor", f"is of case {anchor.case_id!r}")
+            held = next((e.hash for e in entries if e.seq == anchor.seq), None)
+            if held != anchor.hash:
+                mismatch = anchor.seq
+                log.warning(
+                    "anchor_mismatch", case_id=case.case_id, anchor_seq=anchor.seq
+                )
         return ChainReport(
-            case_id=case.case_id, entries=len(entries), first_broken_seq=broken
+            case_id=case.case_id,
+            entries=len(entries),
+            first_broken_seq=broken,
+            anchor_mismatch_seq=mismatch,
         )
+
+    def anchor(self, case_id: str) -> ChainAnchor:
+        """Return the anchor of a case's newest history entry (to keep elsewhere).
+
+        Raises:
+            CaseNotFound: If no case matches.
+
+        .. versionadded:: 0.2.0
+        """
+        ref = validation.text("case", case_id)
+        with self._uow(read_only=True) as uow:
+            case = uow.cases.get(ref) or uow.cases.get_by_ref(ref)
+            if case is None:
+                raise CaseNotFound(ref)
+            entries = uow.cases.history(case.case_id)
+        newest = entries[-1]
+        return ChainAnchor(case_id=case.case_id, seq=newest.seq, hash=newest.hash)
 
     def due(
         self,
