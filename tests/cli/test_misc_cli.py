@@ -51,6 +51,8 @@ class TestAudit:
                 "entries": 1,
                 "ok": True,
                 "first_broken_seq": None,
+                "anchor_mismatch_seq": None,
+                "missing": False,
             }
         ]
         assert human.code == 0
