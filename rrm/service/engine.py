@@ -570,9 +570,14 @@ class CaseEngine:
                     log.exception("subscriber_failed", case_id=case.case_id)
 
 
+# The largest row count SQLite and PostgreSQL accept as a LIMIT (a signed 64-bit
+# integer); anything above it means "all" anyway.
+_MAX_LIMIT = 2**63 - 1
+
+
 def _check_limit(limit: object) -> None:
-    if limit is not None and (type(limit) is not int or limit < 1):
-        raise InvalidInput("limit", "must be a whole number from 1")
+    if limit is not None and (type(limit) is not int or not 1 <= limit <= _MAX_LIMIT):
+        raise InvalidInput("limit", f"must be a whole number from 1 to {_MAX_LIMIT}")
 
 
 def _deadline_change(d: Deadline, entry: HistoryEntry) -> str:

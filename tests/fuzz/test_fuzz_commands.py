@@ -406,3 +406,13 @@ def test_due_with_a_non_text_unit(world: Any, unit: Any) -> None:
     engine, _, _ = world
     with pytest.raises(rrm.InvalidInput, match="unit"):
         engine.due(0, unit=unit)
+
+
+@pytest.mark.parametrize("limit", [2**63, 10**100])
+def test_limit_beyond_64_bits(world: Any, limit: int) -> None:
+    """Found by the second 10,000-example run: ``find(limit=10**100)`` raised
+    OverflowError from the SQLite driver."""
+    engine, _, _ = world
+    with pytest.raises(rrm.InvalidInput, match="limit"):
+        engine.find(limit=limit)
+    assert len(engine.find(limit=2**63 - 1)) >= 1
