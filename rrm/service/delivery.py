@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +32,7 @@ from rrm.domain.alerts import (
 )
 from rrm.domain.case import Case, Deadline, DeadlineStatus
 from rrm.domain.deadlines import local_date
-from rrm.errors import NotificationError
+from rrm.errors import NotificationError, StorageError
 from rrm.service.alerting import AlertSettings, TickReport
 from rrm.service.ports import CaseQuery, DeadlineQuery
 from rrm.workflow.clocks import spec_key
@@ -58,11 +59,32 @@ _BREAKER = 3
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delivery:
-    """What delivery needs: the renderer, the notifier and the settings."""
+    """What delivery needs: the renderer, the notifier and the settings.
+
+    It also remembers, for this process, the outcomes of sends that the database
+    could not record (busy, connection lost): they are recorded first thing at the
+    next delivery, before any claim, so a message the mail server accepted is not
+    sent again once its claim runs out.
+    """
 
     renderer: AlertRenderer
     notifier: Notifier
     settings: AlertSettings
+    unrecorded: list[_Outcome] = dataclasses.field(
+        default_factory=list, compare=False, repr=False
+    )
+    lock: threading.Lock = dataclasses.field(
+        default_factory=threading.Lock, compare=False, repr=False
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Outcome:
+    """A delivery result and the claim it was reached under."""
+
+    alert: Alert
+    token: datetime
+    extra: Alert | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,7 +105,7 @@ def deliver(
     """Send every alert that is ready, oldest first; record each outcome."""
     settings = delivery.settings
     started = time.monotonic()
-    report = TickReport()
+    report = _record_unrecorded(uow_factory, delivery)
     # Alerts dead-lettered for temporary reasons (an outage) get another round
     # once their wait is over, whether or not anything else was sent meanwhile.
     with uow_factory() as uow:
@@ -137,15 +159,54 @@ def _batch(
             if claim is None:
                 continue  # another worker holds it now
             outcome, extra = _attempt(claim, workflows, delivery, now=now)
-            with uow_factory() as uow:
-                if uow.outbox.record_delivery(outcome, token=claim.token):
+            result = _Outcome(alert=outcome, token=claim.token, extra=extra)
+            try:
+                if _record(uow_factory, result):
                     outcomes.append(outcome)
-                if extra is not None:
-                    uow.outbox.add_alerts([extra])
-                uow.commit()
+            except StorageError:
+                # Sent (or failed) but not recorded: keep the outcome for the next
+                # delivery rather than send the message again when the claim ends.
+                with delivery.lock:
+                    delivery.unrecorded.append(result)
+                log.warning(
+                    "alert_outcome_unrecorded",
+                    alert_id=outcome.alert_id,
+                    status=outcome.status.value,
+                )
+                raise
             temporary = outcome.status is AlertStatus.FAILED
             failures = failures + 1 if temporary else 0
     return _count(outcomes), False
+
+
+def _record(uow_factory: UnitOfWorkFactory, result: _Outcome) -> bool:
+    """Store one outcome if its claim still holds; True when it did."""
+    with uow_factory() as uow:
+        recorded = uow.outbox.record_delivery(result.alert, token=result.token)
+        if result.extra is not None:
+            uow.outbox.add_alerts([result.extra])
+        uow.commit()
+    return recorded
+
+
+def _record_unrecorded(
+    uow_factory: UnitOfWorkFactory, delivery: Delivery
+) -> TickReport:
+    """Record the outcomes an earlier delivery could not; raise if still unable."""
+    with delivery.lock:
+        pending, delivery.unrecorded[:] = list(delivery.unrecorded), []
+    recorded: list[Alert] = []
+    for i, result in enumerate(pending):
+        try:
+            if _record(uow_factory, result):
+                recorded.append(result.alert)
+        except StorageError:
+            with delivery.lock:
+                delivery.unrecorded[:0] = pending[i:]
+            raise
+    if recorded:
+        log.info("alert_outcomes_recorded_late", alerts=len(recorded))
+    return _count(recorded)
 
 
 def _renew(

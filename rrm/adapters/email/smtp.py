@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from rrm.domain.alerts import AlertMessage
 
-__all__ = ["Security", "SmtpNotifier", "SmtpSettings"]
+__all__ = ["Security", "SmtpNotifier", "SmtpSettings", "wire_message_id"]
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +47,15 @@ _PERMANENT_FROM: Final = 500
 # clients then show in the subject. Bodies are already encoded to 78 columns.
 _WIRE: Final = SMTP.clone(max_line_length=998)
 _MAX_PORT: Final = 65535
+# Refusals that come before any recipient is named: they concern the server (or
+# RRM's settings), never one alert.
+_SERVER_WIDE: Final = (
+    smtplib.SMTPConnectError,
+    smtplib.SMTPHeloError,
+    smtplib.SMTPSenderRefused,
+)
+# 552 to MAIL FROM with SIZE: this message is too large, whatever the server's mood.
+_TOO_LARGE: Final = 552
 
 
 @final
@@ -114,6 +123,19 @@ def _address(addr_spec: str, display_name: str) -> Address:
     return address
 
 
+def wire_message_id(message_id: str) -> str:
+    """Return the Message-ID as sent: a valid RFC 5322 msg-id with one ``@``.
+
+    Alert ids carry ``@`` in their step (``before-3@2025-01-16``), so a derived
+    Message-ID may hold two. The ``email`` package's header parser then cuts the
+    id at the second ``@`` and drops its domain (``<...@2025-01-16.ana>``); here
+    every ``@`` but the last becomes ``.``, the same for every attempt, so a repeat
+    still carries the same Message-ID. An id with a single ``@`` is unchanged.
+    """
+    left, _, right = message_id[1:-1].rpartition("@")
+    return f"<{left.replace('@', '.')}@{right}>"
+
+
 def _smtp_error(exc: smtplib.SMTPException) -> NotificationError:
     """Map a failure to an error without the server's text (it may name a person)."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -126,6 +148,13 @@ def _smtp_error(exc: smtplib.SMTPException) -> NotificationError:
             "the SMTP server lacks a required extension (STARTTLS or AUTH)",
             permanent=True,
         )
+    if isinstance(exc, _SERVER_WIDE) and exc.smtp_code != _TOO_LARGE:
+        # Refused before any recipient (the greeting, EHLO, the sender): the same
+        # answer awaits every message, so it says nothing about this alert. Once
+        # the operator fixes the relay the alert must still go out: a temporary
+        # failure, retried with backoff (a permanent one would dead-letter every
+        # alert, and the administrator's notice with them, for good).
+        return _coded(_what(exc), exc.smtp_code, exc.smtp_error, server_wide=True)
     if isinstance(exc, smtplib.SMTPResponseException):
         return _coded(_what(exc), exc.smtp_code, exc.smtp_error)
     return NotificationError(f"SMTP failure ({type(exc).__name__})")
@@ -145,12 +174,17 @@ def _what(exc: smtplib.SMTPResponseException) -> str:
     return "the SMTP server returned an error"
 
 
-def _coded(what: str, code: int, reply: bytes | str) -> NotificationError:
+def _coded(
+    what: str, code: int, reply: bytes | str, *, server_wide: bool = False
+) -> NotificationError:
     raw = reply.encode("ascii", "replace") if isinstance(reply, str) else reply
     enhanced = _ENHANCED.match(raw)
     detail = f"{code} {enhanced.group(1).decode()}" if enhanced else str(code)
-    permanent = code >= _PERMANENT_FROM
-    retry = "permanent" if permanent else "temporary"
+    permanent = code >= _PERMANENT_FROM and not server_wide
+    if server_wide and code >= _PERMANENT_FROM:
+        retry = "refused for every message; retried"
+    else:
+        retry = "permanent" if permanent else "temporary"
     return NotificationError(f"{what} (SMTP {detail}, {retry})", permanent=permanent)
 
 
@@ -204,7 +238,7 @@ class SmtpNotifier:
         mail["To"] = _address(message.to_address, message.to_name)
         mail["Subject"] = header_safe(message.subject)
         mail["Date"] = format_datetime(self._now())
-        mail["Message-ID"] = message.message_id
+        mail["Message-ID"] = wire_message_id(message.message_id)
         mail["Auto-Submitted"] = "auto-generated"
         mail["X-Auto-Response-Suppress"] = "All"
         mail.set_content(message.text)

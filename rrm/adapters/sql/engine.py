@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -29,15 +30,21 @@ _SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
 )
 
+# Milliseconds a PostgreSQL statement waits for another transaction's lock (as
+# SQLite's busy_timeout above).
+_PG_LOCK_TIMEOUT_MS = 5000
+
 
 def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
     """Return an engine for *url*, set up the way RRM needs the database.
 
     SQLite connections get WAL mode, a busy timeout, foreign keys and real
     transactions (``BEGIN IMMEDIATE``), so concurrent writers queue for the lock
-    instead of failing half-way. ``sqlite://`` is an in-memory database shared by
-    all users of the engine. A ``postgresql://`` URL without a driver uses
-    psycopg 3.
+    instead of failing half-way. PostgreSQL connections get a lock timeout of 5 s
+    unless the URL or the server sets one, so a lock held by a stuck transaction
+    elsewhere fails a command (``StorageError``) instead of blocking it for ever.
+    ``sqlite://`` is an in-memory database shared by all users of the engine. A
+    ``postgresql://`` URL without a driver uses psycopg 3.
 
     Args:
         url: A SQLAlchemy database URL, e.g. ``sqlite:///rrm.sqlite`` or
@@ -57,12 +64,31 @@ def make_engine(url: str, *, echo: bool = False) -> sa.Engine:
         if parsed.get_backend_name() == "postgresql":
             # hide_parameters: driver errors must not carry case data (petitioners
             # may be confidential) into host logs.
-            return sa.create_engine(parsed, echo=echo, hide_parameters=True)
+            engine = sa.create_engine(parsed, echo=echo, hide_parameters=True)
+            event.listen(engine, "connect", _on_postgres_connect)
+            return engine
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise InvalidInput("db", f"cannot use database URL: {exc}") from exc
     raise InvalidInput(
         "db", "only sqlite:// and postgresql:// database URLs are supported"
     )
+
+
+def _on_postgres_connect(dbapi_connection: Any, _record: Any) -> None:
+    # A statement waiting for a lock that another transaction holds gives up after
+    # the lock timeout, as SQLite's busy timeout: an idle-in-transaction session of
+    # some other program must not hold an officer's command, or a worker's tick,
+    # forever. A timeout chosen in the URL (options=-c lock_timeout=...) or in the
+    # server's settings stands.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SHOW lock_timeout")
+        row = cursor.fetchone()
+        if row is not None and row[0] == "0":
+            cursor.execute(f"SET lock_timeout = {_PG_LOCK_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
 
 
 def _parse(url: str) -> URL:
@@ -108,4 +134,12 @@ def _on_sqlite_begin(connection: sa.Connection) -> None:
     # two officers would see "database is locked" instead of a clean queue.
     # Straight to the driver: it runs once per transaction, and going through
     # exec_driver_sql costs about as much as a whole INSERT.
-    connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    try:
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        # Raised in an event hook, outside SQLAlchemy's own error handling: wrap it
+        # as SQLAlchemy would, or a busy database ("database is locked" after the
+        # busy timeout) escapes every caller as a bare sqlite3 error.
+        raise sa.exc.DBAPIError.instance(
+            "BEGIN IMMEDIATE", None, exc, sqlite3.Error
+        ) from None
