@@ -141,8 +141,14 @@ class Alert:
 
     @property
     def message_id(self) -> str:
-        """The e-mail Message-ID, derived from the alert id so repeats are dropped."""
-        return f"<{self.alert_id.replace(':', '.')}@rrm.invalid>"
+        """The e-mail Message-ID, derived from the alert id so repeats are dropped.
+
+        One ``@`` only: the step in an alert id carries its own
+        (``before-3@2025-01-16``), and a msg-id with two is cut short by mail
+        software (and was, by Python's own header parser).
+        """
+        local = self.alert_id.replace(":", ".").replace("@", ".")
+        return f"<{local}@rrm.invalid>"
 
 
 @final
