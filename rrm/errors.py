@@ -33,6 +33,7 @@ __all__ = [
     "CaseError",
     "CaseNotFound",
     "ConcurrencyConflict",
+    "DatabaseBusy",
     "DeadlineNotFound",
     "GuardRejected",
     "InvalidInput",
@@ -212,6 +213,16 @@ class InvalidInput(RRMError, ValueError):
 
 class StorageError(RRMError):
     """The database refused or failed an operation (wraps the driver's error)."""
+
+
+class DatabaseBusy(StorageError):
+    """Another transaction held a lock longer than the busy or lock timeout.
+
+    Nothing was written; the same command can be repeated in a moment (with the
+    same idempotency key, if it had one). Hosts may retry it automatically.
+
+    .. versionadded:: 0.2.0
+    """
 
 
 class SchemaOutOfDate(StorageError):

@@ -24,6 +24,7 @@ EXPECTED = {
     "CaseEngine",
     "CaseError",
     "CaseNotFound",
+    "DatabaseBusy",
     "CaseOpened",
     "ChainAnchor",
     "ChainReport",

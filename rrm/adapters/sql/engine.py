@@ -16,7 +16,7 @@ from rrm.errors import InvalidInput
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
-__all__ = ["make_engine"]
+__all__ = ["READ_ONLY", "make_engine"]
 
 _SQLITE_PRAGMAS = (
     # WAL lets readers work while one writer commits.
@@ -29,6 +29,9 @@ _SQLITE_PRAGMAS = (
     # the last commits, which is the trade SQLite documents for WAL.
     "PRAGMA synchronous=NORMAL",
 )
+
+# Set in a connection's info for the begin of a read-only unit of work.
+READ_ONLY = "rrm_read_only"
 
 # Milliseconds a PostgreSQL statement waits for another transaction's lock (as
 # SQLite's busy_timeout above).
@@ -134,12 +137,14 @@ def _on_sqlite_begin(connection: sa.Connection) -> None:
     # two officers would see "database is locked" instead of a clean queue.
     # Straight to the driver: it runs once per transaction, and going through
     # exec_driver_sql costs about as much as a whole INSERT.
+    # A read-only unit of work begins a deferred transaction instead: its first
+    # read takes a snapshot, and in WAL mode it neither waits for a writer nor
+    # holds one up.
+    begin = "BEGIN" if connection.info.get(READ_ONLY) else "BEGIN IMMEDIATE"
     try:
-        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
     except sqlite3.Error as exc:
         # Raised in an event hook, outside SQLAlchemy's own error handling: wrap it
         # as SQLAlchemy would, or a busy database ("database is locked" after the
         # busy timeout) escapes every caller as a bare sqlite3 error.
-        raise sa.exc.DBAPIError.instance(
-            "BEGIN IMMEDIATE", None, exc, sqlite3.Error
-        ) from None
+        raise sa.exc.DBAPIError.instance(begin, None, exc, sqlite3.Error) from None

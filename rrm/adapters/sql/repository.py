@@ -36,6 +36,7 @@ from rrm.domain.case import GENESIS_HASH, DeadlineStatus
 from rrm.errors import (
     CaseAlreadyExists,
     ConcurrencyConflict,
+    DatabaseBusy,
     InvalidInput,
     RRMError,
     StorageError,
@@ -669,15 +670,41 @@ def _storage_errors(action: str) -> Iterator[None]:
             raise orig from None
         # No chained cause: a host engine may not hide statement parameters, and
         # those can carry personal data into a logged traceback.
+        if is_busy(exc):
+            raise DatabaseBusy(
+                f"Could not {action}: the database is busy with another writer; "
+                "nothing was written, try again in a moment.",
+                hint=BUSY_HINT,
+            ) from None
         raise StorageError(
             f"Could not {action}: {_reason(exc)} ({type(exc).__name__})."
         ) from None
+
+
+BUSY_HINT: Final = (
+    "another process holds a lock on the data; wait a moment and repeat the action"
+)
+# SQLite's primary result codes for a lock held by another connection.
+_SQLITE_BUSY: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+# PostgreSQL: lock_not_available (lock_timeout), query_canceled (statement
+# timeout), deadlock_detected, serialization_failure.
+_PG_BUSY: Final = frozenset({"55P03", "57014", "40P01", "40001"})
+
+
+def is_busy(exc: SQLAlchemyError) -> bool:
+    """True when a driver error means another transaction held a lock too long."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_BUSY
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state in _PG_BUSY
+    return isinstance(exc, OperationalError) and "locked" in str(orig)
 
 
 def _reason(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     # Only the first line: PostgreSQL's DETAIL lines quote the offending values.
     detail = str(orig or exc).strip().splitlines()[0] if str(orig or exc) else ""
-    if isinstance(exc, OperationalError) and "locked" in detail:
-        return "the database is busy with another writer; try again in a moment"
     return f"the database reported {detail or type(exc).__name__}"

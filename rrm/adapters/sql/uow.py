@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Self, final
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from rrm.adapters.sql.cache import DEFAULT_SIZE, CaseCache
+from rrm.adapters.sql.engine import READ_ONLY
 from rrm.adapters.sql.outbox import SqlOutbox
-from rrm.adapters.sql.repository import SqlCaseRepository
-from rrm.errors import StorageError
+from rrm.adapters.sql.repository import BUSY_HINT, SqlCaseRepository, is_busy
+from rrm.errors import DatabaseBusy, StorageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -63,19 +64,25 @@ class SqlUnitOfWork:
             msg = f"Could not reach the database ({type(exc).__name__})."
             raise StorageError(msg) from exc
         try:
-            conn.begin()
+            if self._read_only:
+                # Tells SQLite's begin hook to start a deferred transaction: in
+                # WAL mode readers then neither wait for nor block writers.
+                conn.info[READ_ONLY] = True
+            try:
+                conn.begin()
+            finally:
+                conn.info.pop(READ_ONLY, None)
             if self._read_only and conn.dialect.name == "postgresql":
                 # One snapshot for every read (a case row and its deadlines are
                 # separate queries); SQLite's transaction is one already.
                 conn.exec_driver_sql(_SNAPSHOT)
         except SQLAlchemyError as exc:
             conn.close()
-            if _busy(exc):
-                raise StorageError(
+            if is_busy(exc):
+                raise DatabaseBusy(
                     "Could not start a transaction: the database is busy with another "
                     "writer; nothing was written, try again in a moment.",
-                    hint="another process holds the database's write lock; wait a "
-                    "moment and repeat the action",
+                    hint=BUSY_HINT,
                 ) from exc
             msg = "Could not start a transaction: the database is busy or unreachable."
             raise StorageError(msg) from exc
@@ -169,19 +176,6 @@ class SqlUnitOfWork:
 
 
 _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-
-# SQLite's primary result codes for a lock held by another connection.
-_SQLITE_BUSY = 5
-_SQLITE_LOCKED = 6
-
-
-def _busy(exc: SQLAlchemyError) -> bool:
-    """True when a driver error means another connection holds a lock."""
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in {_SQLITE_BUSY, _SQLITE_LOCKED}
-    return "locked" in str(orig)
 
 
 @final
