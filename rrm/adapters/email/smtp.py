@@ -52,6 +52,7 @@ _MAX_PORT: Final = 65535
 _SERVER_WIDE: Final = (
     smtplib.SMTPConnectError,
     smtplib.SMTPHeloError,
+    smtplib.SMTPAuthenticationError,  # a wrong password in the settings
     smtplib.SMTPSenderRefused,
 )
 # 552 to MAIL FROM with SIZE: this message is too large, whatever the server's mood.
