@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING, final
 from zoneinfo import ZoneInfo
 
@@ -269,11 +270,16 @@ def _before_day(
     return day
 
 
-def _schedule(
-    ladder: AlertLadder, deadline: Deadline, calendar: BusinessCalendar
-) -> list[AlertStep]:
-    """Every step before and at the lapse (overdue repeats come from _repeat)."""
-    due, tz, stamp = deadline.due_date, deadline.timezone, deadline.due_date.isoformat()
+@lru_cache(maxsize=4096)
+def _ladder_steps(
+    ladder: AlertLadder, due: date, tz: str, calendar: BusinessCalendar
+) -> tuple[AlertStep, ...]:
+    """The reminders and the due-day alert of a ladder for one due date.
+
+    Pure, and the same for every deadline due that day in that zone; counting
+    business days back was a tenth of a fire's time, so it is remembered.
+    """
+    stamp = due.isoformat()
     steps = [
         AlertStep(
             step=f"before-{n}@{stamp}",
@@ -290,6 +296,15 @@ def _schedule(
                 step=f"due@{stamp}", kind=AlertKind.DUE, owed_at=owed, days_before=0
             )
         )
+    return tuple(steps)
+
+
+def _schedule(
+    ladder: AlertLadder, deadline: Deadline, calendar: BusinessCalendar
+) -> list[AlertStep]:
+    """Every step before and at the lapse (overdue repeats come from _repeat)."""
+    stamp = deadline.due_date.isoformat()
+    steps = list(_ladder_steps(ladder, deadline.due_date, deadline.timezone, calendar))
     steps.append(
         AlertStep(
             step=f"overdue-1@{stamp}",

@@ -164,10 +164,22 @@ class WorkflowSpec:
     transitions: tuple[TransitionSpec, ...]
     deadlines: Mapping[str, DeadlineSpec]
     parameters: Mapping[str, ParameterSpec]
+    # Transitions by source state, in definition order (every fire asks).
+    _from: Mapping[str, tuple[TransitionSpec, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        index: dict[str, list[TransitionSpec]] = {}
+        for t in self.transitions:
+            for source in dict.fromkeys(t.sources):
+                index.setdefault(source, []).append(t)
+        by_state = {state: tuple(ts) for state, ts in index.items()}
+        object.__setattr__(self, "_from", by_state)
 
     def transitions_from(self, state: str) -> tuple[TransitionSpec, ...]:
         """Return the transitions whose sources include *state*."""
-        return tuple(t for t in self.transitions if state in t.sources)
+        return self._from.get(state, ())
 
     def direction(self, complainant: Party, respondent: Party) -> Direction | None:
         """Return the direction for this pair of Parties, if the workflow has it."""

@@ -16,6 +16,7 @@ events or ``echo`` logging.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
 from sqlalchemy.exc import DBAPIError
@@ -34,7 +35,16 @@ _Processor: TypeAlias = "Callable[[Any], Any] | None"
 
 @final
 class _Compiled:
-    __slots__ = ("constants", "names", "positional", "processors", "results", "sql")
+    __slots__ = (
+        "constants",
+        "converted",
+        "getter",
+        "names",
+        "positional",
+        "processors",
+        "results",
+        "sql",
+    )
 
     def __init__(
         self, stmt: sa.ClauseElement, keys: Sequence[str], dialect: sa.Dialect
@@ -67,6 +77,14 @@ class _Compiled:
             .bind_processor(dialect)
             for name in names
         }
+        # The parameters in statement order, and the positions that need their
+        # type's processor (the others pass as they are): most columns are text.
+        self.getter = itemgetter(*names) if names else None
+        self.converted: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
+            (i, proc)
+            for i, name in enumerate(names)
+            if (proc := self.processors[name]) is not None
+        )
 
 
 @final
@@ -140,26 +158,14 @@ class Prepared:
     def _execute(
         conn: sa.Connection, c: _Compiled, rows: Sequence[Mapping[str, Any]]
     ) -> Any:
-        procs = c.processors
         if c.constants:
             rows = [{**c.constants, **row} for row in rows]
-        args: list[Any]
-        if c.positional:
-            args = [
-                tuple(
-                    p(row[name]) if (p := procs[name]) is not None else row[name]
-                    for name in c.names
-                )
-                for row in rows
-            ]
-        else:
-            args = [
-                {
-                    name: p(row[name]) if (p := procs[name]) is not None else row[name]
-                    for name in c.names
-                }
-                for row in rows
-            ]
+        args: list[Any] = []
+        for row in rows:
+            values = _values(c, row)
+            args.append(
+                values if c.positional else dict(zip(c.names, values, strict=True))
+            )
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             if len(args) == 1:
@@ -177,6 +183,17 @@ class Prepared:
                 dialect=conn.dialect,
             ) from exc
         return cursor
+
+
+def _values(c: _Compiled, row: Mapping[str, Any]) -> list[Any]:
+    """The parameters of one execution, in order, through their processors."""
+    if c.getter is None:
+        return []
+    got = c.getter(row)
+    values = list(got) if len(c.names) > 1 else [got]
+    for i, proc in c.converted:
+        values[i] = proc(values[i])
+    return values
 
 
 def _result_processors(
