@@ -505,21 +505,24 @@ class CaseEngine:
             workflow_version=case.workflow_version,
         )
         events: list[DomainEvent] = []
+        # Domain events are built only for subscribers; the log lines always go out.
+        notify = bool(self._subscribers)
         if entry.from_state is None:
             bound.info(
                 "case_opened", state=case.state, case_event=entry.event, seq=entry.seq
             )
-            events.append(
-                CaseOpened(
-                    case_id=case.case_id,
-                    external_ref=case.external_ref,
-                    workflow=case.workflow_id,
-                    workflow_version=case.workflow_version,
-                    state=case.state,
-                    seq=entry.seq,
-                    at=entry.occurred_at,
+            if notify:
+                events.append(
+                    CaseOpened(
+                        case_id=case.case_id,
+                        external_ref=case.external_ref,
+                        workflow=case.workflow_id,
+                        workflow_version=case.workflow_version,
+                        state=case.state,
+                        seq=entry.seq,
+                        at=entry.occurred_at,
+                    )
                 )
-            )
         else:
             bound.info(
                 "transition_fired",
@@ -528,18 +531,19 @@ class CaseEngine:
                 from_state=entry.from_state,
                 seq=entry.seq,
             )
-            events.append(
-                TransitionFired(
-                    case_id=case.case_id,
-                    event=entry.event,
-                    from_state=entry.from_state,
-                    to_state=case.state,
-                    actor=entry.actor,
-                    role=entry.role,
-                    seq=entry.seq,
-                    at=entry.occurred_at,
+            if notify:
+                events.append(
+                    TransitionFired(
+                        case_id=case.case_id,
+                        event=entry.event,
+                        from_state=entry.from_state,
+                        to_state=case.state,
+                        actor=entry.actor,
+                        role=entry.role,
+                        seq=entry.seq,
+                        at=entry.occurred_at,
+                    )
                 )
-            )
         for d in change.deadlines:
             what = _deadline_change(d, entry)
             bound.info(
@@ -548,19 +552,20 @@ class CaseEngine:
                 due_date=d.due_date.isoformat(),
                 nominal=d.nominal,
             )
-            events.append(
-                DeadlineChanged(
-                    case_id=case.case_id,
-                    deadline_id=d.deadline_id,
-                    key=d.key,
-                    change=what,
-                    status=d.status.value,
-                    due_date=d.due_date,
-                    due_at=d.due_at,
-                    nominal=d.nominal,
-                    seq=entry.seq,
+            if notify:
+                events.append(
+                    DeadlineChanged(
+                        case_id=case.case_id,
+                        deadline_id=d.deadline_id,
+                        key=d.key,
+                        change=what,
+                        status=d.status.value,
+                        due_date=d.due_date,
+                        due_at=d.due_at,
+                        nominal=d.nominal,
+                        seq=entry.seq,
+                    )
                 )
-            )
         for event in events:
             for subscriber in self._subscribers:
                 try:
