@@ -202,6 +202,15 @@ class ConcurrencyConflict(CaseError):
         )
 
 
+class StaleCopy(ConcurrencyConflict):
+    """Internal: a change was decided on a stale cached copy of a case.
+
+    The stored case had moved on, so nothing was written; the engine decides
+    again on the stored case. Never reaches a caller of :class:`rrm.CaseEngine`
+    (and is not exported).
+    """
+
+
 class InvalidInput(RRMError, ValueError):
     """A value supplied by the caller is malformed; names the field."""
 

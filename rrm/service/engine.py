@@ -18,7 +18,15 @@ from rrm.domain.commands import (
 )
 from rrm.domain.deadlines import local_date
 from rrm.domain.events import CaseOpened, DeadlineChanged, DomainEvent, TransitionFired
-from rrm.errors import AlertNotFound, CaseNotFound, ConcurrencyConflict, InvalidInput
+from rrm.errors import (
+    AlertNotFound,
+    CaseNotFound,
+    ConcurrencyConflict,
+    InvalidInput,
+    RRMError,
+    StaleCopy,
+    StorageError,
+)
 from rrm.service import alerting, handlers, validation
 from rrm.service.alerting import AlertSettings, TickReport
 from rrm.service.delivery import Delivery, deliver
@@ -29,6 +37,7 @@ from rrm.service.ports import (
     CaseQuery,
     DeadlineQuery,
     Notifier,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 
@@ -164,10 +173,9 @@ class CaseEngine:
         now = self._now()
         try:
             with self._uow() as uow:
-                result = handlers.fire_event(uow, self.workflows, cmd, now=now)
+                result = self._fire_in(uow, cmd, now=now)
                 if isinstance(result, Case):
                     return result
-                uow.cases.apply(result)
                 uow.commit()
         except ConcurrencyConflict:
             # A retry racing the original under the same idempotency key: once the
@@ -181,6 +189,38 @@ class CaseEngine:
             return retried
         self._after(result)
         return result.case
+
+    def _fire_in(
+        self, uow: UnitOfWork, cmd: FireEvent, *, now: datetime
+    ) -> CaseChange | Case:
+        """Decide and write a fire, first on this process's copy of the case.
+
+        A fire usually follows another on the same case by this process, so it
+        is decided on the copy that process wrote, without reading the case; the
+        write is guarded by the case's version and stamp. If the copy was stale,
+        or the event was refused (the refusal may rest on the copy), the fire is
+        decided again on the stored case: nothing was written meanwhile.
+        """
+        try:
+            result = handlers.fire_event(uow, self.workflows, cmd, now=now, cached=True)
+        except StorageError:
+            raise  # the database failed: not a question of the copy
+        except RRMError:
+            result = handlers.fire_event(uow, self.workflows, cmd, now=now)
+            if isinstance(result, Case):
+                return result
+            uow.cases.apply(result)
+            return result
+        if isinstance(result, Case):
+            return result
+        try:
+            uow.cases.apply(result)
+        except StaleCopy:
+            result = handlers.fire_event(uow, self.workflows, cmd, now=now)
+            if isinstance(result, Case):
+                return result
+            uow.cases.apply(result)
+        return result
 
     def extend(self, cmd: ExtendDeadline) -> Case:
         """Extend an open deadline by agreement; dependent deadlines move too."""

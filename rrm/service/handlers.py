@@ -374,11 +374,20 @@ def _prior(uow: UnitOfWork, spec: WorkflowSpec, case: Case, event: str) -> int:
 
 
 def fire_event(
-    uow: UnitOfWork, workflows: Workflows, cmd: FireEvent, *, now: datetime
+    uow: UnitOfWork,
+    workflows: Workflows,
+    cmd: FireEvent,
+    *,
+    now: datetime,
+    cached: bool = False,
 ) -> CaseChange | Case:
-    """Build the change an event makes, or return the case for a repeated key."""
+    """Build the change an event makes, or return the case for a repeated key.
+
+    With *cached* the case may be this process's unread copy (see
+    ``CaseRepository.get``); a refusal decided on it must be decided again.
+    """
     _check_fire(cmd)
-    case = uow.cases.get(cmd.case_id, lock=True)
+    case = uow.cases.get(cmd.case_id, lock=True, cached=cached)
     if case is None:
         raise CaseNotFound(cmd.case_id)
     if cmd.idempotency_key is not None:

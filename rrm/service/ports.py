@@ -96,12 +96,16 @@ class DeadlineQuery:
 class CaseRepository(Protocol):
     """Loads and stores cases; every write happens inside a unit of work."""
 
-    def get(self, case_id: str, *, lock: bool = False) -> Case | None:
+    def get(
+        self, case_id: str, *, lock: bool = False, cached: bool = False
+    ) -> Case | None:
         """Return the case with its deadlines, or ``None``.
 
         With *lock*, the case is held until the transaction ends, so a change is
         decided on the current case and concurrent writers queue instead of
-        failing (on SQLite the write transaction already excludes them).
+        failing (on SQLite the write transaction already excludes them). With
+        *cached*, a copy this process holds may be returned unread; ``apply``
+        then raises ``StaleCopy`` (writing nothing) if the stored case moved on.
         """
         ...
 

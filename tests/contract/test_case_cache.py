@@ -209,3 +209,82 @@ def test_cache_is_bounded_and_can_be_off():
     assert SqlUnitOfWorkFactory(make_engine("sqlite://"), cache_size=0).cache is None
     with pytest.raises(ValueError, match="negative"):
         CaseCache(-1)
+
+
+def test_a_refusal_on_a_stale_copy_is_decided_again(engine, other, clock):
+    """The copy says the event is not allowed, but another process has moved the
+    case to a state where it is: the fire is decided again on the stored case."""
+    case = engine.open_case(open_cmd())
+    clock.advance(timedelta(hours=1))
+    engine.fire(fire(case, "suspend_liquidation"))  # engine's copy: review_requested
+    clock.advance(timedelta(hours=1))
+    other.fire(fire(case, "respondent_agrees", "respondent"))  # now reviewing
+    clock.advance(timedelta(hours=1))
+    # Only possible once Mexico reviews; the copy still says "review requested".
+    after = engine.fire(fire(case, "respondent_finds_denial", "respondent"))
+    assert after.version == 4
+    assert [e.seq for e in engine.history(case.case_id)] == [1, 2, 3, 4]
+    assert engine.verify(case.case_id).ok
+
+
+def test_an_expected_version_newer_than_the_copy(engine, other, clock):
+    """A caller who read the case after another process changed it passes that
+    newer version; the stale copy must not turn it into a conflict."""
+    case = engine.open_case(open_cmd())
+    clock.advance(timedelta(hours=1))
+    engine.fire(fire(case, "suspend_liquidation"))
+    clock.advance(timedelta(hours=1))
+    moved = other.fire(fire(case, "respondent_agrees", "respondent"))
+    clock.advance(timedelta(hours=1))
+    after = engine.fire(
+        fire(
+            case,
+            "respondent_finds_denial",
+            "respondent",
+            expected_version=moved.version,
+        )
+    )
+    assert after.version == moved.version + 1
+    # And an expected version that is really out of date is still refused.
+    with pytest.raises(rrm.ConcurrencyConflict):
+        engine.fire(
+            fire(
+                case,
+                "remediation_plan_agreed",
+                payload={"due": "2025-09-30"},
+                expected_version=moved.version,
+            )
+        )
+
+
+def test_a_fire_returns_the_registry_facility(engine, other, clock):
+    """A fire decided on this process's copy shows facility details another
+    process changed since (the change moves the case's stamp)."""
+    case = engine.open_case(open_cmd())
+    clock.advance(timedelta(hours=1))
+    engine.fire(fire(case, "suspend_liquidation"))
+    renamed = rrm.Facility(
+        facility_id=FACILITY.facility_id,
+        name="Planta Renombrada",
+        owner=FACILITY.owner,
+        country=FACILITY.country,
+        sector=FACILITY.sector,
+    )
+    other.open_case(open_cmd("USTR-2025-002", facility=renamed))
+    clock.advance(timedelta(hours=1))
+    after = engine.fire(fire(case, "respondent_agrees", "respondent"))
+    assert after.facility.name == "Planta Renombrada"
+
+
+def test_a_caller_editing_a_returned_case_changes_nothing(engine, clock):
+    """Attributes of a returned case are the caller's own: editing them in place
+    (which the Mapping type forbids, but Python allows) reaches neither the
+    cache nor the next write."""
+    case = engine.open_case(open_cmd())
+    clock.advance(timedelta(hours=1))
+    returned = engine.fire(fire(case, "suspend_liquidation"))
+    returned.attributes["claim"]["basis"] = "tampered"  # type: ignore[index]
+    clock.advance(timedelta(hours=1))
+    after = engine.fire(fire(case, "respondent_agrees", "respondent"))
+    assert after.attributes["claim"]["basis"] == "annex_23a_legislation"
+    assert engine.get(case.case_id).attributes == after.attributes

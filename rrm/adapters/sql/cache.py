@@ -7,11 +7,14 @@ next one touched (an officer records several steps; the worker sweeps the cases
 it just alerted on), so the repository keeps the children it wrote and reuses
 them while the case row still has the same ``version`` and ``schedule_seq``.
 
-The case row itself is always read from the database, in the same single query
-that validates the copy, so nothing is trusted that another process could have
-changed without moving one of the two numbers: every change of a case adds a
-history entry (``version``), and the sweep's alert bookkeeping increments
-``schedule_seq``. Entries are published only after their transaction commits.
+Reads validate a copy in the one query that reads the case row, so nothing is
+trusted that another process could have changed without moving one of the two
+numbers: every change of a case adds a history entry (``version``), and what
+changes without one (the sweep's alert bookkeeping, a facility's details)
+increments ``schedule_seq``. A fire may go further and decide on the whole cached
+case without reading it: its UPDATE of the case row is guarded by both numbers,
+so a stale copy writes nothing and the engine decides again on the stored case.
+Entries are published only after their transaction commits.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
 if TYPE_CHECKING:
-    from rrm.domain.case import Deadline, Officer, Petitioner
+    from rrm.domain.case import Case, Deadline, Officer, Petitioner
 
 __all__ = ["CachedChildren", "CaseCache"]
 
@@ -40,6 +43,10 @@ class CachedChildren:
     petitioners: tuple[Petitioner, ...]
     officers: tuple[Officer, ...]
     deadlines: tuple[Deadline, ...]
+    #: The whole case as written (UTC instants), when known; its attributes are
+    #: served from ``attributes_json`` so that no caller shares them.
+    case: Case | None = None
+    attributes_json: str = ""
 
 
 @final
@@ -76,6 +83,16 @@ class CaseCache:
                 return None
             self._entries.move_to_end(case_id)
             return found
+
+    def latest(self, case_id: str) -> CachedChildren | None:
+        """Return the newest copy of a case, whatever the stored version now is."""
+        with self._lock:
+            return self._entries.get(case_id)
+
+    def discard(self, case_id: str) -> None:
+        """Forget a case (its copy proved stale)."""
+        with self._lock:
+            self._entries.pop(case_id, None)
 
     def publish(self, entries: dict[str, CachedChildren]) -> None:
         """Store the children written by a transaction that has committed."""

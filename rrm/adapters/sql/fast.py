@@ -16,10 +16,11 @@ events or ``echo`` logging.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, final
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -125,7 +126,7 @@ class Prepared:
         try:
             return int(cursor.rowcount)
         finally:
-            cursor.close()
+            _close(conn, cursor)
 
     def fetch(
         self, conn: sa.Connection, params: Mapping[str, Any]
@@ -143,8 +144,10 @@ class Prepared:
                 c.results = _result_processors(
                     self._stmt, conn.dialect, cursor.description
                 )
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, c.sql, exc) from exc
         finally:
-            cursor.close()
+            _close(conn, cursor)
         results = c.results
         return [
             {
@@ -166,23 +169,36 @@ class Prepared:
             args.append(
                 values if c.positional else dict(zip(c.names, values, strict=True))
             )
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = None
         try:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             if len(args) == 1:
                 cursor.execute(c.sql, args[0])
             else:
                 cursor.executemany(c.sql, args)
         except conn.dialect.loaded_dbapi.Error as exc:
-            cursor.close()
-            raise DBAPIError.instance(
-                c.sql,
-                None,
-                exc,
-                conn.dialect.loaded_dbapi.Error,
-                hide_parameters=True,
-                dialect=conn.dialect,
-            ) from exc
+            if cursor is not None:
+                _close(conn, cursor)
+            raise _wrapped(conn, c.sql, exc) from exc
         return cursor
+
+
+def _wrapped(conn: sa.Connection, sql: str, exc: Exception) -> StatementError:
+    """A driver error as SQLAlchemy raises it (so callers handle it the same)."""
+    return DBAPIError.instance(
+        sql,
+        None,
+        exc,
+        conn.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        dialect=conn.dialect,
+    )
+
+
+def _close(conn: sa.Connection, cursor: Any) -> None:
+    # A cursor of a connection the server has ended cannot be closed either.
+    with suppress(conn.dialect.loaded_dbapi.Error):
+        cursor.close()
 
 
 def _values(c: _Compiled, row: Mapping[str, Any]) -> list[Any]:

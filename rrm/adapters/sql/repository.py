@@ -9,10 +9,11 @@ per child table, never one per case.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 import sqlalchemy as sa
@@ -39,6 +40,7 @@ from rrm.errors import (
     DatabaseBusy,
     InvalidInput,
     RRMError,
+    StaleCopy,
     StorageError,
 )
 
@@ -164,6 +166,14 @@ _UPDATE_CASE: Final = Prepared(
     ),
     (*CASE_MUTABLE, "b_case_id", "b_expected"),
 )
+_UPDATE_CASE_COPY: Final = Prepared(
+    sa.update(CASE).where(
+        CASE.c.case_id == sa.bindparam("b_case_id"),
+        CASE.c.version == sa.bindparam("b_expected"),
+        CASE.c.schedule_seq == sa.bindparam("b_seq"),
+    ),
+    (*CASE_MUTABLE, "b_case_id", "b_expected", "b_seq"),
+)
 _INSERT_DEADLINE: Final = Prepared(sa.insert(DEADLINE), DEADLINE.c.keys())
 _UPDATE_DEADLINE: Final = Prepared(
     sa.update(DEADLINE).where(DEADLINE.c.deadline_id == sa.bindparam("b_deadline_id")),
@@ -204,6 +214,8 @@ class SqlCaseRepository:
         # schedule stamp, and the hash of its latest entry when known.
         self._seen: dict[str, CachedChildren] = {}
         self._staged: dict[str, CachedChildren] = {}
+        # Cases served from the cache unread (get(cached=True)) in this transaction.
+        self._unverified: set[str] = set()
 
     def staged(self) -> dict[str, CachedChildren]:
         """Return (and forget) the children this transaction wrote, to publish."""
@@ -214,21 +226,36 @@ class SqlCaseRepository:
         """Drop what this transaction learnt; a savepoint it relied on rolled back."""
         self._seen.clear()
         self._staged.clear()
+        self._unverified.clear()
 
     # -- reads ------------------------------------------------------------------
 
-    def get(self, case_id: str, *, lock: bool = False) -> Case | None:
+    def get(
+        self, case_id: str, *, lock: bool = False, cached: bool = False
+    ) -> Case | None:
         """Return the case with its petitioners, officers and deadlines, or ``None``.
 
         With *lock* on PostgreSQL the case row is locked (``FOR UPDATE``) until
         the transaction ends; SQLite's write transaction holds the database.
+        With *cached*, this process's copy of the case is returned unread if it
+        has one; the change built on it is then written only if the case is
+        still at that version and stamp (else :class:`rrm.errors.StaleCopy`).
         """
+        if cached and self._cache is not None:
+            copy = self._cache.latest(case_id)
+            if copy is not None and copy.case is not None:
+                self._seen[case_id] = copy
+                self._unverified.add(case_id)
+                return dataclasses.replace(
+                    copy.case, attributes=json.loads(copy.attributes_json)
+                )
         fetch = _FETCH_CASE_LOCKED if lock and self._pg else _FETCH_CASE
         with _storage_errors(f"load case {case_id}"):
             rows = fetch.fetch(self._conn, {"b_case_id": case_id})
             if not rows:
                 return None
             found = rows[0]
+            self._unverified.discard(case_id)  # read now: decided on the stored case
             case = self._cached(found)
             if case is None:
                 case = self._with_children([found])[0]
@@ -435,16 +462,30 @@ class SqlCaseRepository:
         deadlines = {d.deadline_id: d for d in before.deadlines}
         deadlines.update((d.deadline_id, _as_stored(d)) for d in change.deadlines)
         officers = before.officers if change.officers is None else change.officers
+        stored_officers = tuple(sorted(officers, key=lambda o: (o.role, o.officer_id)))
+        stored_deadlines = tuple(
+            sorted(deadlines.values(), key=lambda d: (d.opened_seq, d.key))
+        )
         now = CachedChildren(
             version=case.version,
             schedule_seq=before.schedule_seq,
             last_hash=change.entry.hash,
             petitioners=before.petitioners,
             # In the order a load returns them.
-            officers=tuple(sorted(officers, key=lambda o: (o.role, o.officer_id))),
-            deadlines=tuple(
-                sorted(deadlines.values(), key=lambda d: (d.opened_seq, d.key))
+            officers=stored_officers,
+            deadlines=stored_deadlines,
+            # As a load would return it, with attributes of its own (the caller
+            # holds change.case).
+            case=dataclasses.replace(
+                case,
+                petitioners=before.petitioners,
+                officers=stored_officers,
+                deadlines=stored_deadlines,
+                opened_at=_utc(case.opened_at),
+                updated_at=_utc(case.updated_at),
+                last_event_at=_utc(case.last_event_at),
             ),
+            attributes_json=json.dumps(case.attributes),
         )
         self._seen[case.case_id] = now
         if self._cache is not None:
@@ -484,7 +525,18 @@ class SqlCaseRepository:
             "b_case_id": case_id,
             "b_expected": change.expected_version,
         }
-        if _UPDATE_CASE.run(self._conn, params) == 0:
+        if case_id in self._unverified:
+            # Decided on this process's copy: written only if the stored case is
+            # still that copy (same version and stamp), else decided again.
+            self._unverified.discard(case_id)
+            params["b_seq"] = self._seen[case_id].schedule_seq
+            if _UPDATE_CASE_COPY.run(self._conn, params) == 0:
+                if self._cache is not None:
+                    self._cache.discard(case_id)
+                self._seen.pop(case_id, None)
+                actual = self._version(case_id)
+                raise StaleCopy(case_id, change.expected_version, actual)
+        elif _UPDATE_CASE.run(self._conn, params) == 0:
             actual = self._version(case_id)
             raise ConcurrencyConflict(case_id, change.expected_version, actual)
         if change.officers is not None:
@@ -528,10 +580,19 @@ class SqlCaseRepository:
         row = mapping.facility_to_row(facility)
         stmt = self._insert(FACILITY).values(row)
         details = {k: v for k, v in row.items() if k != "facility_id"}
+        # Only when a detail differs, so that the row count says whether the
+        # registry changed.
+        changed = sa.or_(*(FACILITY.c[k] != stmt.excluded[k] for k in details))
         upsert = stmt.on_conflict_do_update(
-            index_elements=[FACILITY.c.facility_id], set_=details
+            index_elements=[FACILITY.c.facility_id], set_=details, where=changed
         )
-        self._conn.execute(upsert)
+        if self._conn.execute(_counted(upsert)).rowcount:
+            # Cached copies of the facility's cases show its old details.
+            self._conn.execute(
+                sa.update(CASE)
+                .where(CASE.c.facility_id == facility.facility_id)
+                .values(schedule_seq=CASE.c.schedule_seq + 1)
+            )
 
     # -- helpers ----------------------------------------------------------------
 
@@ -590,6 +651,10 @@ _INSTANTS: Final = (
     "alerts_through",
     "next_action_at",
 )
+
+
+def _utc(instant: datetime) -> datetime:
+    return instant if instant.tzinfo is UTC else instant.astimezone(UTC)
 
 
 def _as_stored(deadline: Deadline) -> Deadline:

@@ -56,7 +56,13 @@ class _ScratchCases:
         self.entries: dict[str, list[HistoryEntry]] = {}
         self.determinations: list[Determination] = []
 
-    def get(self, case_id: str, *, lock: bool = False) -> Case | None:  # noqa: ARG002
+    def get(
+        self,
+        case_id: str,
+        *,
+        lock: bool = False,  # noqa: ARG002
+        cached: bool = False,  # noqa: ARG002
+    ) -> Case | None:
         return self.cases.get(case_id)
 
     def get_many(self, case_ids: Sequence[str]) -> dict[str, Case]:
