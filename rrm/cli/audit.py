@@ -23,6 +23,7 @@ from rrm.cli.common import (
     console,
     engine_for,
     print_json,
+    read_json,
 )
 from rrm.cli.render import chain_json
 from rrm.errors import CaseNotFound, InvalidInput
@@ -161,12 +162,7 @@ def _anchor_cell(r: dict[str, Any]) -> Text:
 
 def _read_anchors(path: Path) -> dict[str, ChainAnchor]:
     """Read an anchors file; refuse anything but the format anchor writes."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInput("--anchors", f"cannot read {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput("--anchors", f"{path} is not JSON ({exc})") from None
+    data = read_json(path, "--anchors")
     if not isinstance(data, dict) or data.get("format") != ANCHORS_FORMAT:
         raise InvalidInput("--anchors", f"{path} is not an {ANCHORS_FORMAT} file")
     items = data.get("anchors")

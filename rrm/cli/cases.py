@@ -31,6 +31,7 @@ from rrm.cli.common import (
     parse_officer,
     parse_payload,
     print_json,
+    read_json,
 )
 from rrm.cli.render import (
     case_json,
@@ -212,15 +213,6 @@ def _petitioners(
     )
 
 
-def _read_json(file: Path, option: str) -> Any:
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInput(option, f"cannot read {file}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(option, f"{file} is not JSON ({exc})") from None
-
-
 # The case fields of the import format; an export's case also has derived ones.
 _CASE_FIELDS = frozenset(
     {"workflow", "workflow_version", "initiation", "complainant", "respondent",
@@ -245,7 +237,7 @@ def _opening_document(
     document, whose case part is used); the opening event is the workflow's event
     for the case's initiation, recorded by *actor* in *role*.
     """
-    data = _read_json(file, "--file")
+    data = read_json(file, "--file")
     case = data.get("case", data) if isinstance(data, dict) else data
     if not isinstance(case, dict):
         raise InvalidInput("--file", "must hold a case as a JSON object")
@@ -615,7 +607,7 @@ def import_(
     with Progress(console=console, transient=True, disable=len(files) < 2) as bar:  # noqa: PLR2004 - one file needs no bar
         reading = bar.add_task("reading", total=len(files))
         for f in files:
-            documents.append(_read_json(f, str(f)))
+            documents.append(read_json(f, str(f)))
             bar.advance(reading)
         bar.add_task(f"replaying {len(files)} case(s)", total=None)
         with engine_for(db) as engine:

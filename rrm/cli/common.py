@@ -22,6 +22,8 @@ from rrm.errors import InvalidInput
 from rrm.wiring import DEFAULT_DB, bootstrap
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rrm.domain.case import JSONValue
     from rrm.service.alerting import AlertSettings
     from rrm.service.engine import CaseEngine
@@ -44,6 +46,7 @@ __all__ = [
     "parse_officer",
     "parse_payload",
     "print_json",
+    "read_json",
 ]
 
 # Output goes to whatever sys.stdout is at print time (Rich looks it up lazily).
@@ -188,3 +191,13 @@ def parse_officer(spec: str) -> Officer:
     if not fields.get("language"):
         fields.pop("language", None)
     return Officer(**fields)
+
+
+def read_json(file: Path, option: str) -> Any:
+    """Read a JSON file named by *option*; a user's mistake is InvalidInput."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(option, f"cannot read {file}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(option, f"{file} is not JSON ({exc})") from None

@@ -206,19 +206,21 @@ class CaseEngine:
         except StorageError:
             raise  # the database failed: not a question of the copy
         except RRMError:
-            result = handlers.fire_event(uow, self.workflows, cmd, now=now)
-            if isinstance(result, Case):
-                return result
-            uow.cases.apply(result)
-            return result
+            return self._fire_on_stored(uow, cmd, now=now)
         if isinstance(result, Case):
             return result
         try:
             uow.cases.apply(result)
         except StaleCopy:
-            result = handlers.fire_event(uow, self.workflows, cmd, now=now)
-            if isinstance(result, Case):
-                return result
+            return self._fire_on_stored(uow, cmd, now=now)
+        return result
+
+    def _fire_on_stored(
+        self, uow: UnitOfWork, cmd: FireEvent, *, now: datetime
+    ) -> CaseChange | Case:
+        """Decide and write a fire on the stored case, read (and locked) now."""
+        result = handlers.fire_event(uow, self.workflows, cmd, now=now)
+        if not isinstance(result, Case):
             uow.cases.apply(result)
         return result
 

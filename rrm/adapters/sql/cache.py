@@ -104,8 +104,3 @@ class CaseCache:
                 self._entries.move_to_end(case_id)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget every case (a host that wrote rows behind RRM's back)."""
-        with self._lock:
-            self._entries.clear()

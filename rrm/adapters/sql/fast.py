@@ -42,7 +42,6 @@ class _Compiled:
         "getter",
         "names",
         "positional",
-        "processors",
         "results",
         "sql",
     )
@@ -72,19 +71,18 @@ class _Compiled:
         # (a processor may depend on the type code the driver reports).
         self.results: list[tuple[str, _Processor]] | None = None
         self.constants: dict[str, Any] = constants
-        self.processors: dict[str, _Processor] = {
-            name: compiled.binds[name]
-            .type.dialect_impl(dialect)
-            .bind_processor(dialect)
-            for name in names
-        }
         # The parameters in statement order, and the positions that need their
-        # type's processor (the others pass as they are): most columns are text.
+        # type's bind processor (the others pass as they are): most are text.
         self.getter = itemgetter(*names) if names else None
         self.converted: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
             (i, proc)
             for i, name in enumerate(names)
-            if (proc := self.processors[name]) is not None
+            if (
+                proc := compiled.binds[name]
+                .type.dialect_impl(dialect)
+                .bind_processor(dialect)
+            )
+            is not None
         )
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from rrm.adapters.sql import mapping
 from rrm.adapters.sql.fast import Prepared
-from rrm.adapters.sql.repository import _dialect_insert, _storage_errors
+from rrm.adapters.sql.repository import _storage_errors
 from rrm.adapters.sql.tables import ALERT, CASE, CASE_OFFICER, DEADLINE
 from rrm.domain.alerts import TEMPORARY, AlertStatus
 from rrm.domain.case import DeadlineStatus, Officer
@@ -96,7 +96,6 @@ class SqlOutbox:
     def __init__(self, connection: sa.Connection) -> None:
         self._conn = connection
         self._pg = connection.dialect.name == "postgresql"
-        self._insert = _dialect_insert(connection.dialect.name)
 
     def claim_due_cases(self, *, now: datetime, limit: int) -> list[str]:
         """Return (and on PostgreSQL lock) cases whose deadlines need the sweep."""

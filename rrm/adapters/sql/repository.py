@@ -466,6 +466,19 @@ class SqlCaseRepository:
         stored_deadlines = tuple(
             sorted(deadlines.values(), key=lambda d: (d.opened_seq, d.key))
         )
+        whole = None
+        if self._cache is not None:
+            # The whole case as a load would return it, for fires decided on the
+            # copy (its attributes are kept as JSON: the caller holds change.case).
+            whole = dataclasses.replace(
+                case,
+                petitioners=before.petitioners,
+                officers=stored_officers,
+                deadlines=stored_deadlines,
+                opened_at=_utc(case.opened_at),
+                updated_at=_utc(case.updated_at),
+                last_event_at=_utc(case.last_event_at),
+            )
         now = CachedChildren(
             version=case.version,
             schedule_seq=before.schedule_seq,
@@ -474,18 +487,8 @@ class SqlCaseRepository:
             # In the order a load returns them.
             officers=stored_officers,
             deadlines=stored_deadlines,
-            # As a load would return it, with attributes of its own (the caller
-            # holds change.case).
-            case=dataclasses.replace(
-                case,
-                petitioners=before.petitioners,
-                officers=stored_officers,
-                deadlines=stored_deadlines,
-                opened_at=_utc(case.opened_at),
-                updated_at=_utc(case.updated_at),
-                last_event_at=_utc(case.last_event_at),
-            ),
-            attributes_json=json.dumps(case.attributes),
+            case=whole,
+            attributes_json="" if whole is None else json.dumps(case.attributes),
         )
         self._seen[case.case_id] = now
         if self._cache is not None:
