@@ -13,6 +13,7 @@ host can catch ``LookupError``, ``ValueError`` or ``PermissionError``::
     │   ├── CaseAlreadyExists                             external_ref
     │   ├── TransitionNotAllowed                          case_id, state, event
     │   ├── RoleNotAllowed            (also PermissionError) case_id, event, role
+    │   ├── NotPermitted              (also PermissionError) principal, action, role
     │   ├── GuardRejected                                 case_id, event, guard, reason
     │   ├── DeadlineNotFound          (also LookupError)  case_id, key
     │   ├── AlertNotFound             (also LookupError)  alert_id
@@ -38,6 +39,7 @@ __all__ = [
     "GuardRejected",
     "InvalidInput",
     "InvalidWorkflow",
+    "NotPermitted",
     "NotificationError",
     "RRMError",
     "RoleNotAllowed",
@@ -151,6 +153,31 @@ class RoleNotAllowed(CaseError, PermissionError):
         super().__init__(
             f"Role {role!r} may not record {event!r} on case {case_id}; "
             f"allowed roles: {', '.join(allowed)}.",
+        )
+
+
+class NotPermitted(CaseError, PermissionError):
+    """The signed-in principal may not take this action on this case.
+
+    Raised when the principal does not hold the role it acts in, is not assigned
+    to the case in that role (and no agency-wide grant covers it), or asks for a
+    role no client may assert (``system``). Nothing is written.
+
+    .. versionadded:: 0.3.0
+    """
+
+    def __init__(
+        self, principal: str, action: str, role: str, case_id: str, reason: str
+    ) -> None:
+        self.principal = principal
+        self.action = action
+        self.role = role
+        self.case_id = case_id
+        self.reason = reason
+        where = f" on case {case_id}" if case_id else ""
+        super().__init__(
+            f"{principal!r} may not {action} as {role!r}{where}: {reason}.",
+            hint="Ask a supervisor to assign you to the case in that role.",
         )
 
 

@@ -144,7 +144,12 @@ class Deadline:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryEntry:
-    """One append-only audit record; ``seq`` equals the case version after it."""
+    """One append-only audit record; ``seq`` equals the case version after it.
+
+    ``actor`` is who recorded it; ``via`` the credential that proved the actor
+    (``token:<id>`` or ``oidc:<issuer>``) when the change came through the case
+    service, empty for the Python API and the command line.
+    """
 
     case_id: str
     seq: int
@@ -160,6 +165,7 @@ class HistoryEntry:
     idempotency_key: str | None
     prev_hash: str
     hash: str
+    via: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,8 +237,13 @@ def entry_hash(
     occurred_at: datetime,
     recorded_at: datetime,
     idempotency_key: str | None,
+    via: str = "",
 ) -> str:
-    """Return the SHA-256 that chains a history entry to the one before it."""
+    """Return the SHA-256 that chains a history entry to the one before it.
+
+    ``via`` is hashed only when set, so entries written before it existed keep
+    their hashes.
+    """
     body = {
         "prev": prev_hash,
         "case_id": case_id,
@@ -248,6 +259,8 @@ def entry_hash(
         "recorded_at": _canonical(recorded_at),
         "idempotency_key": idempotency_key,
     }
+    if via:
+        body["via"] = via
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -274,6 +287,7 @@ def verify_chain(entries: list[HistoryEntry]) -> int | None:
             occurred_at=e.occurred_at,
             recorded_at=e.recorded_at,
             idempotency_key=e.idempotency_key,
+            via=e.via,
         )
         if e.seq != expected_seq or e.prev_hash != prev or e.hash != recomputed:
             return e.seq

@@ -205,6 +205,7 @@ def entry_to_row(entry: HistoryEntry) -> dict[str, Any]:
         "idempotency_key": entry.idempotency_key,
         "prev_hash": entry.prev_hash,
         "hash": entry.hash,
+        "via": entry.via,
     }
 
 
@@ -225,6 +226,7 @@ def entry_from_row(row: Row) -> HistoryEntry:
         idempotency_key=row["idempotency_key"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        via=row["via"] or "",
     )
 
 

@@ -20,6 +20,8 @@ from rrm.adapters.sql.types import UTCDateTime
 
 __all__ = [
     "ALERT",
+    "API_TOKEN",
+    "CALENDAR_FEED",
     "CASE",
     "CASE_EVENT",
     "CASE_OFFICER",
@@ -27,7 +29,11 @@ __all__ = [
     "DETERMINATION",
     "FACILITY",
     "PETITIONER",
+    "WEBHOOK_DELIVERY",
+    "WEBHOOK_SUBSCRIPTION",
     "AlertRow",
+    "ApiTokenRow",
+    "CalendarFeedRow",
     "CaseEventRow",
     "CaseOfficerRow",
     "CaseRow",
@@ -36,6 +42,8 @@ __all__ = [
     "FacilityRow",
     "PetitionerRow",
     "RRMTable",
+    "WebhookDeliveryRow",
+    "WebhookSubscriptionRow",
     "metadata",
 ]
 
@@ -145,6 +153,8 @@ class CaseEventRow(RRMTable, table=True):
     idempotency_key: str | None
     prev_hash: str
     hash: str
+    # The credential that proved the actor (``token:<id>``, ``oidc:<issuer>``).
+    via: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class DeadlineRow(RRMTable, table=True):
@@ -235,6 +245,84 @@ class DeterminationRow(RRMTable, table=True):
     determined_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class ApiTokenRow(RRMTable, table=True):
+    """An API token of the case service; only the secret's SHA-256 is stored."""
+
+    __tablename__ = "rrm_api_token"
+
+    token_id: str = Field(primary_key=True)
+    principal: str = Field(index=True)
+    roles: list[str] = Field(sa_type=sa.JSON)
+    agencies: list[str] = Field(sa_type=sa.JSON)
+    secret_hash: str
+    label: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str
+    expires_at: datetime | None = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(sa_type=UTCDateTime)
+
+
+class WebhookSubscriptionRow(RRMTable, table=True):
+    """A webhook subscription: where to send which domain events, signed how."""
+
+    __tablename__ = "rrm_webhook_subscription"
+
+    subscription_id: str = Field(primary_key=True)
+    url: str
+    event_types: list[str] = Field(sa_type=sa.JSON)
+    # The signing secret must be kept to sign; it is never returned after creation.
+    secret: str
+    description: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str
+    disabled_at: datetime | None = Field(sa_type=UTCDateTime)
+
+
+class WebhookDeliveryRow(RRMTable, table=True):
+    """The webhook outbox: one message per subscription and domain event.
+
+    Rows are written in the transaction of the change they report; the
+    ``delivery_id`` is the ``webhook-id`` every attempt carries.
+    """
+
+    __tablename__ = "rrm_webhook_delivery"
+    __table_args__ = (
+        sa.Index(
+            "ix_rrm_webhook_delivery_status_next_attempt_at",
+            "status",
+            "next_attempt_at",
+        ),
+    )
+
+    delivery_id: str = Field(primary_key=True)
+    subscription_id: str = Field(index=True)
+    event_type: str
+    case_id: str = Field(index=True)
+    seq: int
+    payload: dict[str, Any] = Field(sa_type=sa.JSON)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None = Field(sa_type=UTCDateTime)
+    claimed_until: datetime | None = Field(sa_type=UTCDateTime)
+    last_error: str
+    last_status: int | None
+    delivered_at: datetime | None = Field(sa_type=UTCDateTime)
+
+
+class CalendarFeedRow(RRMTable, table=True):
+    """A secret calendar feed of one officer's deadlines; revocable."""
+
+    __tablename__ = "rrm_calendar_feed"
+
+    feed_id: str = Field(primary_key=True)
+    officer_id: str = Field(index=True)
+    secret_hash: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str
+    revoked_at: datetime | None = Field(sa_type=UTCDateTime)
+
+
 FACILITY: Final = metadata.tables["rrm_facility"]
 CASE: Final = metadata.tables["rrm_case"]
 PETITIONER: Final = metadata.tables["rrm_petitioner"]
@@ -243,3 +331,7 @@ CASE_EVENT: Final = metadata.tables["rrm_case_event"]
 DEADLINE: Final = metadata.tables["rrm_deadline"]
 DETERMINATION: Final = metadata.tables["rrm_determination"]
 ALERT: Final = metadata.tables["rrm_alert"]
+API_TOKEN: Final = metadata.tables["rrm_api_token"]
+WEBHOOK_SUBSCRIPTION: Final = metadata.tables["rrm_webhook_subscription"]
+WEBHOOK_DELIVERY: Final = metadata.tables["rrm_webhook_delivery"]
+CALENDAR_FEED: Final = metadata.tables["rrm_calendar_feed"]
