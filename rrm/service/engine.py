@@ -28,6 +28,7 @@ from rrm.errors import (
     StorageError,
 )
 from rrm.service import alerting, handlers, validation
+from rrm.service.access import Action, Authorizer, Gate, HostCheck
 from rrm.service.alerting import AlertSettings, TickReport
 from rrm.service.delivery import Delivery, deliver
 from rrm.service.ports import (
@@ -43,6 +44,7 @@ from rrm.service.ports import (
 
 if TYPE_CHECKING:
     from rrm.clock import Clock
+    from rrm.domain.access import Principal
     from rrm.domain.commands import (
         AssignOfficers,
         ExtendDeadline,
@@ -119,8 +121,11 @@ class CaseEngine:
         notifier: Notifier | None = None,
         renderer: AlertRenderer | None = None,
         alert_settings: AlertSettings | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self._uow = uow_factory
+        # The host's own check by default: the Python API trusts its embedder.
+        self.authorizer: Authorizer = authorizer or HostCheck()
         self.workflows = workflows
         self.clock = clock
         self._subscribers = list(subscribers)
@@ -140,40 +145,71 @@ class CaseEngine:
         # One reading per use case, normalised: the history hash covers UTC text.
         return require_aware("now", self.clock.now()).astimezone(UTC)
 
+    def gate(self, principal: Principal | None) -> Gate:
+        """Return the authorizer bound to *principal* (``None``: no principal)."""
+        return Gate(self.authorizer, principal)
+
+    def authorize(
+        self, principal: Principal | None, action: Action, role: str = ""
+    ) -> None:
+        """Check an action that concerns no one case (alerts, webhooks, tokens).
+
+        Raises:
+            NotPermitted: If the authorizer refuses it.
+
+        .. versionadded:: 0.3.0
+        """
+        self.authorizer.authorize(principal, action=action, role=role, case=None)
+
     def subscribe(self, subscriber: Subscriber) -> None:
         """Add a callback that receives domain events after each commit."""
         self._subscribers.append(subscriber)
 
     # -- commands ---------------------------------------------------------------
 
-    def open_case(self, cmd: OpenCase) -> Case:
+    def open_case(self, cmd: OpenCase, *, principal: Principal | None = None) -> Case:
         """Open a case; returns it as stored.
+
+        Args:
+            cmd: What to open.
+            principal: Who asks, when the engine enforces an access policy; the
+                command's actor must then be this principal.
 
         Raises:
             InvalidInput, WorkflowNotFound, CaseAlreadyExists, RoleNotAllowed,
-            GuardRejected: Nothing is written.
+            NotPermitted, GuardRejected: Nothing is written.
         """
         now = self._now()
         with self._uow() as uow:
             change = handlers.open_case(
-                uow, self.workflows, cmd, case_id=self._new_id(), now=now
+                uow,
+                self.workflows,
+                cmd,
+                case_id=self._new_id(),
+                now=now,
+                gate=self.gate(principal),
             )
             uow.cases.apply(change)
             uow.commit()
         self._after(change)
         return change.case
 
-    def fire(self, cmd: FireEvent) -> Case:
+    def fire(self, cmd: FireEvent, *, principal: Principal | None = None) -> Case:
         """Record an event; a repeated idempotency key returns the case unchanged.
 
+        Args:
+            cmd: The event to record.
+            principal: Who asks, when the engine enforces an access policy.
+
         Raises:
-            CaseNotFound, TransitionNotAllowed, RoleNotAllowed, GuardRejected,
-            ConcurrencyConflict, InvalidInput: Nothing is written.
+            CaseNotFound, TransitionNotAllowed, RoleNotAllowed, NotPermitted,
+            GuardRejected, ConcurrencyConflict, InvalidInput: Nothing is written.
         """
         now = self._now()
+        gate = self.gate(principal)
         try:
             with self._uow() as uow:
-                result = self._fire_in(uow, cmd, now=now)
+                result = self._fire_in(uow, cmd, now=now, gate=gate)
                 if isinstance(result, Case):
                     return result
                 uow.commit()
@@ -183,7 +219,9 @@ class CaseEngine:
             if cmd.idempotency_key is None or cmd.expected_version is not None:
                 raise
             with self._uow() as uow:
-                retried = handlers.fire_event(uow, self.workflows, cmd, now=now)
+                retried = handlers.fire_event(
+                    uow, self.workflows, cmd, now=now, gate=gate
+                )
             if not isinstance(retried, Case):
                 raise
             return retried
@@ -191,7 +229,7 @@ class CaseEngine:
         return result.case
 
     def _fire_in(
-        self, uow: UnitOfWork, cmd: FireEvent, *, now: datetime
+        self, uow: UnitOfWork, cmd: FireEvent, *, now: datetime, gate: Gate
     ) -> CaseChange | Case:
         """Decide and write a fire, first on this process's copy of the case.
 
@@ -202,56 +240,70 @@ class CaseEngine:
         decided again on the stored case: nothing was written meanwhile.
         """
         try:
-            result = handlers.fire_event(uow, self.workflows, cmd, now=now, cached=True)
+            result = handlers.fire_event(
+                uow, self.workflows, cmd, now=now, cached=True, gate=gate
+            )
         except StorageError:
             raise  # the database failed: not a question of the copy
         except RRMError:
-            return self._fire_on_stored(uow, cmd, now=now)
+            return self._fire_on_stored(uow, cmd, now=now, gate=gate)
         if isinstance(result, Case):
             return result
         try:
             uow.cases.apply(result)
         except StaleCopy:
-            return self._fire_on_stored(uow, cmd, now=now)
+            return self._fire_on_stored(uow, cmd, now=now, gate=gate)
         return result
 
     def _fire_on_stored(
-        self, uow: UnitOfWork, cmd: FireEvent, *, now: datetime
+        self, uow: UnitOfWork, cmd: FireEvent, *, now: datetime, gate: Gate
     ) -> CaseChange | Case:
         """Decide and write a fire on the stored case, read (and locked) now."""
-        result = handlers.fire_event(uow, self.workflows, cmd, now=now)
+        result = handlers.fire_event(uow, self.workflows, cmd, now=now, gate=gate)
         if not isinstance(result, Case):
             uow.cases.apply(result)
         return result
 
-    def extend(self, cmd: ExtendDeadline) -> Case:
+    def extend(
+        self, cmd: ExtendDeadline, *, principal: Principal | None = None
+    ) -> Case:
         """Extend an open deadline by agreement; dependent deadlines move too."""
-        return self._change_deadline(cmd)
+        return self._change_deadline(cmd, principal)
 
-    def pause(self, cmd: PauseDeadline) -> Case:
+    def pause(self, cmd: PauseDeadline, *, principal: Principal | None = None) -> Case:
         """Toll (pause) an open deadline."""
-        return self._change_deadline(cmd)
+        return self._change_deadline(cmd, principal)
 
-    def resume(self, cmd: ResumeDeadline) -> Case:
+    def resume(
+        self, cmd: ResumeDeadline, *, principal: Principal | None = None
+    ) -> Case:
         """Resume a paused deadline; it moves later by the days it was paused."""
-        return self._change_deadline(cmd)
+        return self._change_deadline(cmd, principal)
 
-    def assign(self, cmd: AssignOfficers) -> Case:
+    def assign(
+        self, cmd: AssignOfficers, *, principal: Principal | None = None
+    ) -> Case:
         """Assign officers to a case or remove them."""
         now = self._now()
         with self._uow() as uow:
-            change = handlers.assign_officers(uow, self.workflows, cmd, now=now)
+            change = handlers.assign_officers(
+                uow, self.workflows, cmd, now=now, gate=self.gate(principal)
+            )
             uow.cases.apply(change)
             uow.commit()
         self._after(change)
         return change.case
 
     def _change_deadline(
-        self, cmd: ExtendDeadline | PauseDeadline | ResumeDeadline
+        self,
+        cmd: ExtendDeadline | PauseDeadline | ResumeDeadline,
+        principal: Principal | None,
     ) -> Case:
         now = self._now()
         with self._uow() as uow:
-            change = handlers.change_deadline(uow, self.workflows, cmd, now=now)
+            change = handlers.change_deadline(
+                uow, self.workflows, cmd, now=now, gate=self.gate(principal)
+            )
             uow.cases.apply(change)
             if isinstance(cmd, ResumeDeadline):
                 # Alerts held back while it was paused go out if their date stands.

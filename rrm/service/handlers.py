@@ -40,6 +40,7 @@ from rrm.errors import (
     TransitionNotAllowed,
 )
 from rrm.service import validation as v
+from rrm.service.access import OPEN_GATE, Action, Gate
 from rrm.service.ports import CaseChange, Determination, UnitOfWork
 from rrm.workflow.clocks import (
     EventFacts,
@@ -94,6 +95,7 @@ def _entry(
     at: datetime,
     now: datetime,
     key: str | None,
+    via: str = "",
 ) -> HistoryEntry:
     fields: dict[str, object] = {
         "case_id": case.case_id,
@@ -108,6 +110,7 @@ def _entry(
         "occurred_at": at,
         "recorded_at": now,
         "idempotency_key": key,
+        "via": via,
     }
     digest = entry_hash(prev_hash=prev_hash, **fields)  # type: ignore[arg-type]
     return HistoryEntry(prev_hash=prev_hash, hash=digest, **fields)  # type: ignore[arg-type]
@@ -158,6 +161,7 @@ class _Record:
     payload: Mapping[str, JSONValue]
     at: datetime
     key: str | None = None
+    via: str = ""
 
 
 def _append(
@@ -195,6 +199,7 @@ def _append(
         at=record.at,
         now=now,
         key=record.key,
+        via=record.via,
     )
     determination = None
     if determined:
@@ -216,9 +221,19 @@ def _append(
 
 
 def open_case(
-    uow: UnitOfWork, workflows: Workflows, cmd: OpenCase, *, case_id: str, now: datetime
+    uow: UnitOfWork,
+    workflows: Workflows,
+    cmd: OpenCase,
+    *,
+    case_id: str,
+    now: datetime,
+    gate: Gate = OPEN_GATE,
 ) -> CaseChange:
-    """Validate an ``OpenCase`` command and build the change that opens the case."""
+    """Validate an ``OpenCase`` command and build the change that opens the case.
+
+    The gate decides on the case as it would be opened: a principal opens a case
+    in a role it holds, assigned to it in that role or covered by a grant.
+    """
     if not isinstance(cmd, OpenCase):
         raise InvalidInput("command", "must be an OpenCase")
     version = cmd.workflow_version
@@ -248,7 +263,7 @@ def open_case(
     petitioners = v.check_petitioners(cmd.petitioners)
     officers = v.check_officers(cmd.officers, spec)
     attributes: dict[str, JSONValue] = {"claim": v.check_claim(cmd.claim)}
-    actor = v.text("actor", cmd.actor)
+    actor, via = gate.actor(v.text("actor", cmd.actor))
     reason = v.optional_text("reason", cmd.reason)
     role = v.text("role", cmd.role)
     if role not in opening.roles:
@@ -277,6 +292,7 @@ def open_case(
         updated_at=now,
         last_event_at=at,
     )
+    gate.check(Action.OPEN, role, case)
     ctx = GuardContext(
         case=case,
         event=opening.event,
@@ -322,6 +338,7 @@ def open_case(
         at=at,
         now=now,
         key=None,
+        via=via,
     )
     return CaseChange(
         case=case,
@@ -380,6 +397,7 @@ def fire_event(
     *,
     now: datetime,
     cached: bool = False,
+    gate: Gate = OPEN_GATE,
 ) -> CaseChange | Case:
     """Build the change an event makes, or return the case for a repeated key.
 
@@ -390,6 +408,8 @@ def fire_event(
     case = uow.cases.get(cmd.case_id, lock=True, cached=cached)
     if case is None:
         raise CaseNotFound(cmd.case_id)
+    _, via = gate.actor(cmd.actor)
+    gate.check(Action.FIRE, cmd.role, case)
     if cmd.idempotency_key is not None:
         seen = uow.cases.entry_by_idempotency_key(case.case_id, cmd.idempotency_key)
         if seen is not None:
@@ -404,11 +424,17 @@ def fire_event(
                 # that includes it.
                 case = uow.cases.get(cmd.case_id) or case
             return case
-    return fire_on(uow, workflows, case, cmd, now=now)
+    return fire_on(uow, workflows, case, cmd, now=now, via=via)
 
 
 def fire_on(
-    uow: UnitOfWork, workflows: Workflows, case: Case, cmd: FireEvent, *, now: datetime
+    uow: UnitOfWork,
+    workflows: Workflows,
+    case: Case,
+    cmd: FireEvent,
+    *,
+    now: datetime,
+    via: str = "",
 ) -> CaseChange:
     """Build the change an event makes on *case*, loaded (and locked) by the caller.
 
@@ -461,6 +487,7 @@ def fire_on(
         payload=cmd.payload,
         at=at,
         key=cmd.idempotency_key,
+        via=via,
     )
     return _append(
         uow,
@@ -481,7 +508,11 @@ def _check_role(spec: WorkflowSpec, case: Case, role: object, what: str) -> str:
     agreed by both Parties and recorded by the complainant's officers.
     """
     name = v.text("role", role)
-    allowed = tuple(r for r in spec.roles if r != "respondent")
+    allowed = (
+        *(r for r in spec.roles if r != "respondent"),
+        "supervisor",
+        "admin",
+    )
     if name not in allowed:
         raise RoleNotAllowed(case.case_id, what, name, allowed)
     return name
@@ -509,6 +540,7 @@ def change_deadline(
     cmd: ExtendDeadline | PauseDeadline | ResumeDeadline,
     *,
     now: datetime,
+    gate: Gate = OPEN_GATE,
 ) -> CaseChange:
     """Build the change for extending, pausing or resuming one open deadline."""
     case, deadline = _deadline_command(uow, cmd)
@@ -519,7 +551,13 @@ def change_deadline(
         ResumeDeadline: "deadline_resumed",
     }[type(cmd)]
     role = _check_role(spec, case, cmd.role, event)
-    actor = v.text("actor", cmd.actor)
+    action = {
+        ExtendDeadline: Action.EXTEND,
+        PauseDeadline: Action.PAUSE,
+        ResumeDeadline: Action.RESUME,
+    }[type(cmd)]
+    actor, via = gate.actor(v.text("actor", cmd.actor))
+    gate.check(action, role, case)
     reason = v.text("reason", cmd.reason)
     at = v.when(cmd.at, now, case.last_event_at)
     if isinstance(cmd, ExtendDeadline):
@@ -553,13 +591,24 @@ def change_deadline(
     if changed[1:]:
         payload["moved"] = {d.key: d.due_date.isoformat() for d in changed[1:]}
     record = _Record(
-        event=event, actor=actor, role=role, reason=reason, payload=payload, at=at
+        event=event,
+        actor=actor,
+        role=role,
+        reason=reason,
+        payload=payload,
+        at=at,
+        via=via,
     )
     return _append(uow, case, record, now=now, deadlines=changed)
 
 
 def assign_officers(
-    uow: UnitOfWork, workflows: Workflows, cmd: AssignOfficers, *, now: datetime
+    uow: UnitOfWork,
+    workflows: Workflows,
+    cmd: AssignOfficers,
+    *,
+    now: datetime,
+    gate: Gate = OPEN_GATE,
 ) -> CaseChange:
     """Build the change that assigns or unassigns officers on a case."""
     if not isinstance(cmd, AssignOfficers):
@@ -570,7 +619,8 @@ def assign_officers(
     role = _check_role(spec, case, cmd.role, "officers_assigned")
     assign = v.check_officers(cmd.assign, spec)
     remove = tuple(v.text(f"remove[{i}]", r) for i, r in enumerate(cmd.remove))
-    actor = v.text("actor", cmd.actor)
+    actor, via = gate.actor(v.text("actor", cmd.actor))
+    gate.check(Action.ASSIGN, role, case)
     reason = v.optional_text("reason", cmd.reason)
     if not assign and not remove:
         raise InvalidInput("assign", "name officers to assign or remove")
@@ -589,6 +639,7 @@ def assign_officers(
         reason=reason,
         payload=payload,
         at=at,
+        via=via,
     )
     return _append(uow, case, record, now=now, officers=officers)
 

@@ -49,7 +49,7 @@ _EVENT_KEYS = frozenset(
 )
 _ENTRY_KEYS = frozenset(
     {"seq", "event", "from_state", "to_state", "actor", "role", "reason", "payload",
-     "occurred_at", "recorded_at", "idempotency_key", "prev_hash", "hash"}
+     "occurred_at", "recorded_at", "idempotency_key", "prev_hash", "hash", "via"}
 )  # fmt: skip
 # Officer fields and their defaults (None: required).
 _OFFICER_FIELDS: dict[str, str | None] = {
