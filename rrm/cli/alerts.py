@@ -14,8 +14,9 @@ from rrm.cli.common import (
     engine_for,
     print_json,
 )
-from rrm.cli.render import alert_json, alerts_table
+from rrm.cli.render import alerts_table
 from rrm.domain.alerts import AlertStatus
+from rrm.views import alert_json
 
 __all__ = ["app"]
 

@@ -25,9 +25,9 @@ from rrm.cli.common import (
     print_json,
     read_json,
 )
-from rrm.cli.render import chain_json
 from rrm.errors import CaseNotFound, InvalidInput
 from rrm.service.engine import ChainAnchor, ChainReport
+from rrm.views import chain_json
 
 __all__ = ["ANCHORS_FORMAT", "app"]
 

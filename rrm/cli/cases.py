@@ -33,13 +33,7 @@ from rrm.cli.common import (
     print_json,
     read_json,
 )
-from rrm.cli.render import (
-    case_json,
-    cases_table,
-    entry_json,
-    history_table,
-    print_case,
-)
+from rrm.cli.render import cases_table, history_table, print_case
 from rrm.domain.case import Facility, Petitioner
 from rrm.domain.commands import (
     AssignOfficers,
@@ -57,6 +51,7 @@ from rrm.errors import (
     TransitionNotAllowed,
 )
 from rrm.service import transfer
+from rrm.views import case_json, entry_json, timeline_svg
 
 if TYPE_CHECKING:
     from rrm.domain.case import Case
@@ -344,7 +339,7 @@ def show(
             if timeline:
                 console.print(pictures.timeline_table(case, history, now=now))
             if svg is not None:
-                _write(svg, pictures.timeline_svg(case, history, now=now))
+                _write(svg, timeline_svg(case, history, now=now))
                 if not as_json:
                     console.print(f"timeline written to {svg}", highlight=False)
 

@@ -14,7 +14,8 @@ from rrm.cli.common import (
     engine_for,
     print_json,
 )
-from rrm.cli.render import deadline_json, deadlines_table
+from rrm.cli.render import deadlines_table
+from rrm.views import deadline_json
 
 __all__ = ["deadlines"]
 

@@ -26,6 +26,7 @@ from rich.table import Table
 import rrm
 from rrm.adapters.email import SmtpNotifier, SmtpSettings
 from rrm.cli import pictures
+from rrm.views import timeline_svg
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -323,7 +324,7 @@ def _print_case(
         )
     console.print(table)
     svg = folder / f"{case.external_ref}.svg"
-    svg.write_text(pictures.timeline_svg(case, history, now=now), encoding="utf-8")
+    svg.write_text(timeline_svg(case, history, now=now), encoding="utf-8")
     verified = engine.verify(case.case_id)
     console.print(
         f"History: {verified.entries} entries, chain intact: {verified.ok}; "

@@ -1,24 +1,18 @@
-"""Pictures for people: workflow graphs rendered by Graphviz, and case timelines.
+"""Pictures for officers: workflow graphs rendered by Graphviz, case timelines in Rich.
 
 ``render_graphviz`` turns the DOT text of :func:`rrm.workflow.diagram.dot` into SVG
-or PNG with the ``dot`` program. ``timeline_table`` (a Rich renderable for the
-terminal) and ``timeline_svg`` (a standalone SVG document) draw one case: its events
-and its deadlines on a shared time axis, each deadline a bar from the moment it
-opened to the end of its due day, marked where it was met or closed.
-
-Positions on the axis are instants, so events and deadlines line up whatever their
-time zones; the dates printed beside them are UTC dates for events and the legal
-(local) due date for deadlines.
+or PNG with the ``dot`` program. ``timeline_table`` draws one case in the terminal:
+its events and its deadlines on a shared time axis, each deadline a bar from the
+moment it opened to the end of its due day, marked where it was met or closed. It
+draws the model of :mod:`rrm.views.timeline`, whose ``timeline_svg`` draws the same
+case as a standalone SVG document.
 """
 
 from __future__ import annotations
 
-import html
-import math
 import shutil
 import subprocess
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from rich import box
@@ -27,17 +21,23 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from rrm.domain.case import DeadlineStatus
 from rrm.errors import InvalidInput
+from rrm.views.timeline import (
+    BarStatus,
+    DeadlineBar,
+    Timeline,
+    TimelineEvent,
+    TimelineRow,
+    build_timeline,
+    utc_day,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
-
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 
-    from rrm.domain.case import Case, Deadline, HistoryEntry
+    from rrm.domain.case import Case, HistoryEntry
 
-__all__ = ["render_graphviz", "timeline_svg", "timeline_table"]
+__all__ = ["render_graphviz", "timeline_table"]
 
 GraphvizFormat = Literal["svg", "png"]
 _FORMATS: tuple[str, ...] = ("svg", "png")
@@ -86,106 +86,9 @@ def render_graphviz(dot_text: str, fmt: GraphvizFormat) -> bytes:
     return done.stdout
 
 
-# ------------------------------------------------------------------ timeline model
-
-_Status = Literal["met", "met late", "open", "overdue", "paused", "cancelled", "lapsed"]
-_STATUS_ORDER: tuple[_Status, ...] = (
-    "open", "overdue", "paused", "met", "met late", "cancelled", "lapsed",
-)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    at: datetime
-    seq: int
-    event: str
-    role: str
-    moved: bool  # the event changed the state
-
-
-@dataclass(frozen=True, slots=True)
-class _Bar:
-    deadline: Deadline
-    status: _Status
-    start: datetime
-    due: datetime
-    closed: datetime | None  # met, cancelled or paused at
-
-
-_Row = _Event | _Bar
-
-
-@dataclass(frozen=True, slots=True)
-class _Timeline:
-    rows: tuple[_Row, ...]
-    start: datetime
-    end: datetime
-    now: datetime
-    show_now: bool
-
-    def fraction(self, at: datetime) -> float:
-        span = (self.end - self.start).total_seconds()
-        return min(1.0, max(0.0, (at - self.start).total_seconds() / span))
-
-
-def _status(d: Deadline, now: datetime) -> _Status:
-    if d.status is DeadlineStatus.MET:
-        late = d.closed_at is not None and d.closed_at > d.due_at
-        return "met late" if late else "met"
-    if d.status is DeadlineStatus.CANCELLED:
-        return "lapsed" if d.lapsed_at is not None else "cancelled"
-    if d.status is DeadlineStatus.PAUSED:
-        return "paused"
-    return "overdue" if now >= d.due_at else "open"
-
-
-def _build(case: Case, history: Sequence[HistoryEntry], now: datetime) -> _Timeline:
-    events = [
-        _Event(h.occurred_at, h.seq, h.event, h.role, h.from_state != h.to_state)
-        for h in history
-    ]
-    at_seq = {e.seq: e.at for e in events}
-    bars = [
-        _Bar(
-            deadline=d,
-            status=_status(d, now),
-            start=d.opened_at,
-            due=d.due_at,
-            closed=d.paused_at if d.status is DeadlineStatus.PAUSED else d.closed_at,
-        )
-        for d in case.deadlines
-    ]
-
-    def key(row: _Row) -> tuple[datetime, int, int, str]:
-        if isinstance(row, _Event):
-            return (row.at, row.seq, 0, "")
-        d = row.deadline
-        return (at_seq.get(d.opened_seq, d.opened_at), d.opened_seq, 1, d.deadline_id)
-
-    everything: list[_Row] = [*events, *bars]
-    rows = tuple(sorted(everything, key=key))
-    instants = [e.at for e in events]
-    for b in bars:
-        instants.extend((b.start, b.due))
-        if b.closed is not None:
-            instants.append(b.closed)
-    show_now = any(b.deadline.is_open for b in bars) or not instants
-    if show_now or (instants and min(instants) <= now <= max(instants)):
-        instants.append(now)
-        show_now = True
-    start, end = min(instants), max(instants)
-    if end - start < timedelta(days=1):
-        end = start + timedelta(days=1)
-    return _Timeline(rows, start, end, now, show_now)
-
-
-def _day(at: datetime) -> str:
-    return at.astimezone(UTC).date().isoformat()
-
-
 # -------------------------------------------------------------- terminal timeline
 
-_STYLE: dict[_Status, str] = {
+_STYLE: dict[BarStatus, str] = {
     "open": "cyan",
     "overdue": "bold red",
     "paused": "yellow",
@@ -194,7 +97,7 @@ _STYLE: dict[_Status, str] = {
     "cancelled": "dim",
     "lapsed": "red",
 }
-_CLOSE_MARK: dict[_Status, str] = {
+_CLOSE_MARK: dict[BarStatus, str] = {
     "met": "●",
     "met late": "●",
     "cancelled": "✕",
@@ -206,7 +109,7 @@ _CLOSE_MARK: dict[_Status, str] = {
 class _Track:
     """One row of the shared axis, drawn to whatever width its column gets."""
 
-    def __init__(self, timeline: _Timeline, row: _Row | None) -> None:
+    def __init__(self, timeline: Timeline, row: TimelineRow | None) -> None:
         self.timeline = timeline
         self.row = row
 
@@ -230,7 +133,7 @@ class _Track:
         if row is None:
             yield self._axis(width)
             return
-        if isinstance(row, _Event):
+        if isinstance(row, TimelineEvent):
             mark = ("◆", "bold") if row.moved else ("◇", "dim")
             cells[self._col(row.at, width)] = mark
         else:
@@ -240,7 +143,7 @@ class _Track:
             text.append(ch, style=style)
         yield text
 
-    def _bar(self, bar: _Bar, cells: list[tuple[str, str]], width: int) -> None:
+    def _bar(self, bar: DeadlineBar, cells: list[tuple[str, str]], width: int) -> None:
         style = _STYLE[bar.status]
         line = "╍" if bar.deadline.nominal else "━"
         a, b = self._col(bar.start, width), self._col(bar.due, width)
@@ -257,7 +160,7 @@ class _Track:
 
     def _axis(self, width: int) -> Text:
         tl = self.timeline
-        left, right = _day(tl.start), _day(tl.end)
+        left, right = utc_day(tl.start), utc_day(tl.end)
         if width < len(left) + len(right) + 1:
             return Text(left[:width], style="bold")
         return Text(left + " " * (width - len(left) - len(right)) + right, style="bold")
@@ -278,7 +181,7 @@ def timeline_table(
         history: The case's history entries.
         now: The moment that decides ``open`` versus ``overdue``.
     """
-    tl = _build(case, history, now)
+    tl = build_timeline(case, history, now=now)
     table = Table(
         title=Text(
             f"{case.external_ref} · {case.workflow_id} v{case.workflow_version}"
@@ -296,10 +199,10 @@ def timeline_table(
     table.add_column("Due/status", no_wrap=True, width=10)
     table.add_column(_Track(tl, None), ratio=1, no_wrap=True)
     for row in tl.rows:
-        if isinstance(row, _Event):
+        if isinstance(row, TimelineEvent):
             style = "" if row.moved else "dim"
             table.add_row(
-                Text(_day(row.at)),
+                Text(utc_day(row.at)),
                 Text(row.event, style=style),
                 Text(row.role, style=style),
                 Text(""),
@@ -313,7 +216,7 @@ def timeline_table(
             status = Text(d.due_date.isoformat() + "\n")
             status.append(row.status, style=_STYLE[row.status])
             table.add_row(
-                Text(_day(d.opened_at), style="dim"),
+                Text(utc_day(d.opened_at), style="dim"),
                 name,
                 Text(d.actor),
                 status,
@@ -326,264 +229,3 @@ def timeline_table(
         " closed  ", ("░", "red"), " past due  ", ("│", "magenta"), " now",
     )  # fmt: skip
     return Group(table, legend)
-
-
-# ------------------------------------------------------------------- SVG timeline
-
-_COLOUR: dict[_Status, str] = {
-    "open": "#1f6fb4",
-    "overdue": "#c62828",
-    "paused": "#e0a800",
-    "met": "#2e7d32",
-    "met late": "#ef6c00",
-    "cancelled": "#9e9e9e",
-    "lapsed": "#ad1457",
-}
-_W = 1000
-_LEFT = 340
-_RIGHT = 30
-_TOP = 72
-_EVENT_H = 22
-_BAR_H = 36
-_MAX_TICKS = 10
-
-
-def _clean(text: str) -> str:
-    """Drop characters XML 1.0 cannot carry at all."""
-    return "".join(
-        ch
-        for ch in text
-        if ch in "\t\n\r"
-        or (" " <= ch <= "\ud7ff")
-        or ("\ue000" <= ch <= "\ufffd")
-        or ch >= "\U00010000"
-    )
-
-
-def _x(text: object) -> str:
-    return html.escape(_clean(str(text)), quote=True)
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _f(value: float) -> str:
-    return f"{value:.1f}"
-
-
-def _ticks(start: datetime, end: datetime) -> list[date]:
-    """Midnight-UTC dates for axis ticks, at most about ten of them."""
-    first = start.astimezone(UTC).date() + timedelta(days=1)
-    last = end.astimezone(UTC).date()
-    span = max(1, (last - first).days)
-    for step in (1, 2, 7, 14):
-        if span / step <= _MAX_TICKS:
-            return [first + timedelta(days=i) for i in range(0, span + 1, step)]
-    months = math.ceil(span / 30 / _MAX_TICKS)
-    month = (first.replace(day=1) + timedelta(days=32)).replace(day=1)
-    out: list[date] = []
-    while month <= last:
-        out.append(month)
-        index = month.month - 1 + months
-        month = date(month.year + index // 12, index % 12 + 1, 1)
-    return out
-
-
-def timeline_svg(case: Case, history: list[HistoryEntry], *, now: datetime) -> str:
-    """Return the case timeline as a standalone SVG document (UTF-8 text).
-
-    The picture has a date axis; one bar per deadline from its opening to the end
-    of its due day, coloured by status, dashed when the number is nominal, with a
-    marker where it was met or closed and a red stretch past the due day while
-    overdue; a tick per event with its name; a line at *now*; and a legend. All
-    text is XML-escaped and the same input always gives the same document.
-
-    Args:
-        case: The case, with its deadlines.
-        history: The case's history entries.
-        now: The moment that decides ``open`` versus ``overdue``.
-    """
-    tl = _build(case, history, now)
-    x0, x1 = _LEFT + 10, _W - _RIGHT
-
-    def x(at: datetime) -> float:
-        return x0 + tl.fraction(at) * (x1 - x0)
-
-    heights = [_EVENT_H if isinstance(r, _Event) else _BAR_H for r in tl.rows]
-    chart_bottom = _TOP + sum(heights) + 8
-    legend_y = chart_bottom + 28
-    height = legend_y + 30
-    title = (
-        f"{case.external_ref} · {case.workflow_id} v{case.workflow_version}"
-        f" · state {case.state} · as of {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-    )
-    parties = f"{case.facility.name} ({case.complainant} → {case.respondent})"
-    out: list[str] = [
-        (
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{height}" '
-            f'viewBox="0 0 {_W} {height}" font-family="Helvetica, Arial, sans-serif" '
-            'font-size="12" role="img">'
-        ),
-        f"<title>{_x(title)}</title>",
-        '<rect x="0" y="0" width="100%" height="100%" fill="#ffffff"/>',
-        f'<text x="10" y="24" font-size="15" font-weight="bold">{_x(title)}</text>',
-        f'<text x="10" y="44" fill="#555">{_x(parties)}</text>',
-    ]
-    # Date axis and grid.
-    out.append('<g class="axis" stroke="#ccc">')
-    out.append(
-        f'<line x1="{x0}" y1="{_TOP - 6}" x2="{x1}" y2="{_TOP - 6}" stroke="#888"/>'
-    )
-    for day in _ticks(tl.start, tl.end):
-        at = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        if not tl.start <= at <= tl.end:
-            continue
-        tx = _f(x(at))
-        out.append(
-            f'<line x1="{tx}" y1="{_TOP - 10}" x2="{tx}" y2="{chart_bottom}" '
-            'stroke-width="0.5"/>'
-        )
-        out.append(
-            f'<text x="{tx}" y="{_TOP - 14}" text-anchor="middle" font-size="10" '
-            f'stroke="none" fill="#555">{_x(day.isoformat())}</text>'
-        )
-    out.append("</g>")
-    # Rows.
-    y = _TOP
-    for row, h in zip(tl.rows, heights, strict=True):
-        out.extend(_svg_row(row, y, h, x, tl.now))
-        y += h
-    if tl.show_now:
-        nx = _f(x(tl.now))
-        out.append(
-            f'<g class="now"><line x1="{nx}" y1="{_TOP - 10}" x2="{nx}" '
-            f'y2="{chart_bottom}" stroke="#8e24aa" stroke-width="1.5" '
-            'stroke-dasharray="2 2"/>'
-            f'<text x="{nx}" y="{chart_bottom + 12}" text-anchor="middle" '
-            'font-size="10" fill="#8e24aa">now</text></g>'
-        )
-    out.extend(_svg_legend(legend_y))
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
-
-
-def _svg_row(
-    row: _Row, y: int, h: int, x: Callable[[datetime], float], now: datetime
-) -> Iterable[str]:
-    if isinstance(row, _Event):
-        cx, cy = x(row.at), y + h / 2
-        fill = "#222" if row.moved else "#fff"
-        label = f"{_day(row.at)}  {row.event} ({row.role})"
-        anchor, dx = ("start", 8) if cx < (_LEFT + _W) / 2 else ("end", -8)
-        yield (
-            f'<g class="event" data-seq="{row.seq}">'
-            f"<title>{_x(label)}</title>"
-            f'<text x="10" y="{_f(cy + 4)}" fill="#222">'
-            f"{_x(_short(label, 52))}</text>"
-            f'<line x1="{_f(cx)}" y1="{y}" x2="{_f(cx)}" y2="{y + h}" stroke="#444"/>'
-            f'<path d="M{_f(cx)} {_f(cy - 5)} L{_f(cx + 5)} {_f(cy)} '
-            f'L{_f(cx)} {_f(cy + 5)} L{_f(cx - 5)} {_f(cy)} Z" fill="{fill}" '
-            'stroke="#222"/>'
-            f'<text x="{_f(cx + dx)}" y="{_f(cy + 4)}" text-anchor="{anchor}" '
-            f'font-size="10" fill="#444">{_x(_short(row.event, 40))}</text></g>'
-        )
-        return
-    d = row.deadline
-    colour = _COLOUR[row.status]
-    nominal = " (nominal)" if d.nominal else ""
-    detail = (
-        f"{d.label}: opened {_day(d.opened_at)}, due {d.due_date.isoformat()}"
-        f" ({d.timezone}), {row.status}{nominal}; {d.actor}; {d.citation}"
-    )
-    bx, ex = x(row.start), x(row.due)
-    by, bh = y + 8, 14
-    dash = ' stroke-dasharray="5 3"' if d.nominal else ""
-    opacity = "0.25" if d.nominal else "0.55"
-    due = f"due {d.due_date.isoformat()} · {row.status} · {d.actor}"
-    parts = [
-        f'<g class="deadline" data-key="{_x(d.key)}" data-status="{_x(row.status)}">',
-        f"<title>{_x(detail)}</title>",
-        (
-            f'<text x="10" y="{y + 14}" font-weight="bold" fill="#222">'
-            f"{_x(_short(d.key + nominal, 46))}</text>"
-        ),
-        (
-            f'<text x="10" y="{y + 29}" font-size="10" fill="{colour}">'
-            f"{_x(_short(due, 60))}</text>"
-        ),
-        (
-            f'<rect class="deadline-bar" x="{_f(bx)}" y="{by}" '
-            f'width="{_f(max(1.0, ex - bx))}" height="{bh}" rx="2" fill="{colour}" '
-            f'fill-opacity="{opacity}" stroke="{colour}" stroke-width="1.5"{dash}/>'
-        ),
-    ]
-    late_to = {"overdue": now, "met late": row.closed}.get(row.status)
-    if late_to is not None and x(late_to) > ex:
-        parts.append(
-            f'<rect class="past-due" x="{_f(ex)}" y="{by + 4}" '
-            f'width="{_f(x(late_to) - ex)}" height="{bh - 8}" fill="#c62828" '
-            'fill-opacity="0.35"/>'
-        )
-    if row.closed is not None and row.status != "open":
-        cx, cy = x(row.closed), by + bh / 2
-        if row.status in ("met", "met late"):
-            parts.append(
-                f'<circle class="closed" cx="{_f(cx)}" cy="{_f(cy)}" r="5" '
-                f'fill="{colour}" stroke="#fff"/>'
-            )
-        elif row.status == "paused":
-            parts.append(
-                f'<path class="closed" d="M{_f(cx - 2)} {_f(cy - 6)} v12 '
-                f'M{_f(cx + 2)} {_f(cy - 6)} v12" stroke="{colour}" '
-                'stroke-width="2"/>'
-            )
-        else:
-            parts.append(
-                f'<path class="closed" d="M{_f(cx - 5)} {_f(cy - 5)} '
-                f"L{_f(cx + 5)} {_f(cy + 5)} M{_f(cx - 5)} {_f(cy + 5)} "
-                f'L{_f(cx + 5)} {_f(cy - 5)}" stroke="{colour}" stroke-width="2.5"/>'
-            )
-    parts.append("</g>")
-    yield "".join(parts)
-
-
-def _svg_legend(y: int) -> Iterable[str]:
-    yield f'<g class="legend" font-size="11"><text x="10" y="{y + 4}">Legend</text>'
-    lx = 70
-    for status in _STATUS_ORDER:
-        colour = _COLOUR[status]
-        yield (
-            f'<rect x="{lx}" y="{y - 6}" width="18" height="10" fill="{colour}" '
-            f'fill-opacity="0.55" stroke="{colour}"/>'
-            f'<text x="{lx + 22}" y="{y + 3}">{_x(status)}</text>'
-        )
-        lx += 30 + 7 * len(status)
-    yield (
-        f'<rect x="{lx}" y="{y - 6}" width="18" height="10" fill="#1f6fb4" '
-        'fill-opacity="0.25" stroke="#1f6fb4" stroke-dasharray="5 3"/>'
-        f'<text x="{lx + 22}" y="{y + 3}">nominal</text>'
-    )
-    lx += 85
-    yield (
-        f'<circle cx="{lx + 5}" cy="{y - 1}" r="5" fill="#2e7d32"/>'
-        f'<text x="{lx + 14}" y="{y + 3}">met</text>'
-    )
-    lx += 45
-    yield (
-        f'<path d="M{lx} {y - 6} L{lx + 10} {y + 4} M{lx} {y + 4} L{lx + 10} {y - 6}" '
-        'stroke="#9e9e9e" stroke-width="2.5"/>'
-        f'<text x="{lx + 14}" y="{y + 3}">closed</text>'
-    )
-    lx += 60
-    yield (
-        f'<path d="M{lx + 5} {y - 6} L{lx + 10} {y - 1} L{lx + 5} {y + 4} '
-        f'L{lx} {y - 1} Z" fill="#222"/>'
-        f'<text x="{lx + 14}" y="{y + 3}">event</text>'
-    )
-    lx += 55
-    yield (
-        f'<line x1="{lx}" y1="{y - 7}" x2="{lx}" y2="{y + 5}" stroke="#8e24aa" '
-        'stroke-width="1.5" stroke-dasharray="2 2"/>'
-        f'<text x="{lx + 6}" y="{y + 3}">now</text></g>'
-    )

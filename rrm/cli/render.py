@@ -1,9 +1,8 @@
-"""How the CLI shows cases, deadlines, history, alerts and workflows.
+"""How the CLI shows cases, deadlines, history, alerts and workflows to officers.
 
-Two views of the same values: JSON with stable keys for scripts, and Rich tables
-for officers. Both are human-facing reads, so neither ever shows the name or contact
-of a confidential petitioner (``case export`` is the agency's own record and does not
-go through here).
+Rich tables drawn from the JSON values of :mod:`rrm.views` (the same ones ``--json``
+prints), so what an officer reads and what a script reads never differ. Neither ever
+shows the name or contact of a confidential petitioner.
 
 Dates are shown as ISO dates with the deadline's own time zone; a deadline is due
 by the end of its due date there.
@@ -11,292 +10,26 @@ by the end of its due date there.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
 
-from rrm.domain.deadlines import local_date
+from rrm.views import CONFIDENTIAL
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from rrm.domain.alerts import Alert
-    from rrm.domain.case import Case, Deadline, HistoryEntry, Petitioner
-    from rrm.service.engine import ChainReport
-    from rrm.workflow.spec import WorkflowSpec
-
 __all__ = [
-    "CONFIDENTIAL",
-    "alert_json",
     "alerts_table",
-    "case_json",
     "cases_table",
-    "chain_json",
-    "deadline_json",
     "deadlines_table",
-    "entry_json",
     "history_table",
-    "petitioner_json",
     "print_case",
     "print_workflow",
-    "workflow_json",
 ]
 
-CONFIDENTIAL = "(confidential)"
 _NOMINAL = "NOMINAL"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-# -- JSON ------------------------------------------------------------------------
-
-
-def petitioner_json(p: Petitioner) -> dict[str, Any]:
-    """A petitioner as shown to readers: a confidential one has no name or contact."""
-    if p.confidential:
-        return {"name": None, "contact": None, "confidential": True}
-    return {"name": p.name, "contact": p.contact, "confidential": False}
-
-
-def deadline_json(d: Deadline, now: datetime) -> dict[str, Any]:
-    """A deadline with the days left until its due date (negative once overdue)."""
-    return {
-        "case_id": d.case_id,
-        "key": d.key,
-        "label": d.label,
-        "status": d.status.value,
-        "due_date": d.due_date.isoformat(),
-        "due_at": d.due_at.isoformat(),
-        "timezone": d.timezone,
-        "days_left": (d.due_date - local_date(now, d.timezone)).days,
-        "overdue": now >= d.due_at,
-        "actor": d.actor,
-        "counting": d.counting,
-        "days": d.days,
-        "calendar": d.calendar_id,
-        "anchor_event": d.anchor_event,
-        "explanation": d.explanation,
-        "citation": d.citation,
-        "evidence": d.evidence,
-        "nominal": d.nominal,
-        "extensions": d.extensions,
-        "paused": d.paused_at is not None,
-    }
-
-
-def possible_events(spec: WorkflowSpec, state: str) -> list[dict[str, Any]]:
-    """The events the workflow allows in *state*, with who may record them."""
-    if spec.states[state].terminal:
-        return []
-    return [
-        {
-            "event": t.event,
-            "to_state": t.dest,
-            "roles": list(t.roles),
-            "label": t.label,
-            "guards": list(t.guards),
-        }
-        for t in spec.transitions_from(state)
-    ]
-
-
-def case_json(case: Case, spec: WorkflowSpec, now: datetime) -> dict[str, Any]:
-    """A case for readers: parties, facility, state, people, deadlines, next events."""
-    state = spec.states[case.state]
-    return {
-        "case_id": case.case_id,
-        "ref": case.external_ref,
-        "workflow": case.workflow_id,
-        "workflow_version": case.workflow_version,
-        "state": case.state,
-        "state_label": state.label,
-        "terminal": state.terminal,
-        "outcome": state.outcome or None,
-        "version": case.version,
-        "complainant": case.complainant.value,
-        "respondent": case.respondent.value,
-        "initiation": case.initiation,
-        "facility": {
-            "facility_id": case.facility.facility_id,
-            "name": case.facility.name,
-            "owner": case.facility.owner,
-            "country": case.facility.country.value,
-            "city": case.facility.city,
-            "region": case.facility.region,
-            "sector": case.facility.sector,
-        },
-        "attributes": dict(case.attributes),
-        "officers": [
-            {
-                "officer_id": o.officer_id,
-                "role": o.role,
-                "name": o.name,
-                "email": o.email,
-                "language": o.language,
-                "timezone": o.timezone,
-            }
-            for o in case.officers
-        ],
-        "petitioners": [petitioner_json(p) for p in case.petitioners],
-        "opened_at": case.opened_at.isoformat(),
-        "updated_at": case.updated_at.isoformat(),
-        "last_event_at": case.last_event_at.isoformat(),
-        "deadlines": [
-            deadline_json(d, now)
-            for d in sorted(case.open_deadlines.values(), key=lambda d: d.due_at)
-        ],
-        "possible_events": possible_events(spec, case.state),
-    }
-
-
-def entry_json(e: HistoryEntry) -> dict[str, Any]:
-    """One history entry, hash chain included."""
-    return {
-        "seq": e.seq,
-        "event": e.event,
-        "from_state": e.from_state,
-        "to_state": e.to_state,
-        "actor": e.actor,
-        "role": e.role,
-        "reason": e.reason,
-        "payload": dict(e.payload),
-        "occurred_at": e.occurred_at.isoformat(),
-        "recorded_at": e.recorded_at.isoformat(),
-        "idempotency_key": e.idempotency_key,
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
-    }
-
-
-def alert_json(a: Alert) -> dict[str, Any]:
-    """One outbox entry."""
-    return {
-        "alert_id": a.alert_id,
-        "case_id": a.case_id,
-        "deadline_id": a.deadline_id,
-        "step": a.step,
-        "kind": a.kind.value,
-        "status": a.status.value,
-        "recipient_id": a.recipient_id,
-        "recipient_email": a.recipient_email,
-        "recipient_role": a.recipient_role,
-        "owed_at": a.owed_at.isoformat(),
-        "created_at": a.created_at.isoformat(),
-        "late": a.late,
-        "attempts": a.attempts,
-        "next_attempt_at": _iso(a.next_attempt_at),
-        "last_error": a.last_error,
-        "sent_at": _iso(a.sent_at),
-        "acknowledged_at": _iso(a.acknowledged_at),
-        "acknowledged_by": a.acknowledged_by,
-    }
-
-
-def chain_json(report: ChainReport, ref: str) -> dict[str, Any]:
-    """The result of checking one case's history chain."""
-    return {
-        "case_id": report.case_id,
-        "ref": ref,
-        "entries": report.entries,
-        "ok": report.ok,
-        "first_broken_seq": report.first_broken_seq,
-    }
-
-
-def workflow_json(spec: WorkflowSpec) -> dict[str, Any]:
-    """A workflow definition: states, openings, transitions, deadlines, parameters."""
-    return {
-        "workflow": spec.workflow_id,
-        "version": spec.version,
-        "title": spec.title,
-        "annex": spec.annex,
-        "status": spec.status,
-        "sha256": spec.sha256,
-        "roles": dict(spec.roles),
-        "calendars": {p.value: c for p, c in spec.calendars.items()},
-        "directions": [
-            {
-                "complainant": d.complainant.value,
-                "respondent": d.respondent.value,
-                "openings": list(d.openings),
-                "guards": list(d.guards),
-            }
-            for d in spec.directions
-        ],
-        "states": [
-            {
-                "name": s.name,
-                "label": s.label,
-                "terminal": s.terminal,
-                "outcome": s.outcome or None,
-            }
-            for s in spec.states.values()
-        ],
-        "openings": [
-            {
-                "name": o.name,
-                "event": o.event,
-                "state": o.state,
-                "roles": list(o.roles),
-                "label": o.label,
-                "citation": o.citation,
-                "evidence": o.evidence.value,
-                "guards": list(o.guards),
-            }
-            for o in spec.openings.values()
-        ],
-        "transitions": [
-            {
-                "event": t.event,
-                "sources": list(t.sources),
-                "dest": t.dest,
-                "roles": list(t.roles),
-                "label": t.label,
-                "citation": t.citation,
-                "evidence": t.evidence.value,
-                "guards": list(t.guards),
-                "payload": [
-                    {"name": f.name, "type": f.type, "required": f.required}
-                    for f in t.payload
-                ],
-            }
-            for t in spec.transitions
-        ],
-        "deadlines": [
-            {
-                "key": d.key,
-                "label": d.label,
-                "actor": d.actor,
-                "days": d.days,
-                "unit": d.counting.value,
-                "calendar": d.calendar,
-                "anchor": d.anchor_label,
-                "opened_by": list(d.opened_by),
-                "met_by": list(d.met_by),
-                "on_lapse": d.on_lapse,
-                "citation": d.citation,
-                "evidence": d.evidence.value,
-                "nominal": d.nominal,
-                "note": d.note,
-            }
-            for d in spec.deadlines.values()
-        ],
-        "parameters": {
-            p.name: {
-                "value": p.value,
-                "citation": p.citation,
-                "evidence": p.evidence.value,
-            }
-            for p in spec.parameters.values()
-        },
-    }
-
-
-# -- Rich ------------------------------------------------------------------------
 
 
 def _nominal(flag: bool) -> Text:
@@ -314,7 +47,7 @@ def _days_left(days: int, *, overdue: bool) -> Text:
 def deadlines_table(
     deadlines: list[dict[str, Any]], *, refs: dict[str, str] | None = None
 ) -> Table:
-    """Open deadlines (as :func:`deadline_json` gives them), earliest first."""
+    """Open deadlines, earliest first, as :func:`rrm.views.deadline_json` gives them."""
     table = Table(title="Open deadlines", title_justify="left")
     if refs is not None:
         table.add_column("case")
@@ -334,7 +67,7 @@ def deadlines_table(
 
 
 def print_case(console: Console, data: dict[str, Any]) -> None:
-    """Show a case (as :func:`case_json` gives it) to an officer."""
+    """Show a case (as :func:`~rrm.views.case_json` gives it) to an officer."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
@@ -381,7 +114,7 @@ def print_case(console: Console, data: dict[str, Any]) -> None:
 
 
 def cases_table(cases: list[dict[str, Any]]) -> Table:
-    """A list of cases (as :func:`case_json` gives them)."""
+    """A list of cases (as :func:`~rrm.views.case_json` gives them)."""
     table = Table(
         "ref", "workflow", "parties", "facility", "state", "version", "next due"
     )
@@ -444,7 +177,7 @@ def alerts_table(alerts: list[dict[str, Any]], refs: dict[str, str]) -> Table:
 
 
 def print_workflow(console: Console, data: dict[str, Any]) -> None:
-    """Show a workflow definition (as :func:`workflow_json` gives it)."""
+    """Show a workflow definition (as :func:`~rrm.views.workflow_json` gives it)."""
     console.print(
         f"[bold]{data['workflow']} v{data['version']}[/bold] ({data['status']}): "
         f"{data['title']}"

@@ -11,8 +11,9 @@ import typer
 from rich.table import Table
 
 from rrm.cli.common import JsonOption, console, print_json
-from rrm.cli.render import print_workflow, workflow_json
+from rrm.cli.render import print_workflow
 from rrm.errors import InvalidInput
+from rrm.views import workflow_json
 from rrm.workflow import diagram
 from rrm.workflow.registry import check_released_lock, load_workflows
 

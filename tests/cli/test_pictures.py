@@ -12,8 +12,9 @@ import pytest
 from rich.console import Console
 
 import rrm
-from rrm.cli.pictures import render_graphviz, timeline_svg, timeline_table
+from rrm.cli.pictures import render_graphviz, timeline_table
 from rrm.errors import InvalidInput
+from rrm.views import timeline_svg
 from rrm.workflow.diagram import dot
 
 SVG = "{http://www.w3.org/2000/svg}"

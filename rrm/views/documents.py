@@ -1,0 +1,328 @@
+"""Cases, deadlines, history, alerts, chain reports and workflows as JSON values.
+
+The documents that both the ``rrm`` CLI (``--json``) and the HTTP API return, with
+stable keys, built from engine values without any presentation library. They are
+human-facing reads, so none of them ever shows the name or contact of a
+confidential petitioner (``case export`` is the agency's own record and does not go
+through here). Instants are ISO 8601 strings; a deadline also carries its local due
+date and time zone, since it is due by the end of that day there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rrm.domain.deadlines import local_date
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from rrm.domain.alerts import Alert
+    from rrm.domain.case import Case, Deadline, HistoryEntry, Petitioner
+    from rrm.service.engine import ChainReport
+    from rrm.workflow.spec import WorkflowSpec
+
+__all__ = [
+    "CONFIDENTIAL",
+    "alert_json",
+    "case_json",
+    "chain_json",
+    "deadline_json",
+    "entry_json",
+    "petitioner_json",
+    "possible_events",
+    "workflow_json",
+]
+
+CONFIDENTIAL = "(confidential)"
+"""What a reader sees in place of a confidential petitioner's name."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def petitioner_json(p: Petitioner) -> dict[str, Any]:
+    """Return a petitioner as readers see it: a confidential one has no name or contact.
+
+    Args:
+        p: The petitioner as the case records it.
+    """
+    if p.confidential:
+        return {"name": None, "contact": None, "confidential": True}
+    return {"name": p.name, "contact": p.contact, "confidential": False}
+
+
+def deadline_json(d: Deadline, now: datetime) -> dict[str, Any]:
+    """Return a deadline with the days left until its local due date.
+
+    Args:
+        d: The deadline.
+        now: The moment that decides ``days_left`` (negative once overdue) and
+            ``overdue``.
+    """
+    return {
+        "case_id": d.case_id,
+        "key": d.key,
+        "label": d.label,
+        "status": d.status.value,
+        "due_date": d.due_date.isoformat(),
+        "due_at": d.due_at.isoformat(),
+        "timezone": d.timezone,
+        "days_left": (d.due_date - local_date(now, d.timezone)).days,
+        "overdue": now >= d.due_at,
+        "actor": d.actor,
+        "counting": d.counting,
+        "days": d.days,
+        "calendar": d.calendar_id,
+        "anchor_event": d.anchor_event,
+        "explanation": d.explanation,
+        "citation": d.citation,
+        "evidence": d.evidence,
+        "nominal": d.nominal,
+        "extensions": d.extensions,
+        "paused": d.paused_at is not None,
+    }
+
+
+def possible_events(spec: WorkflowSpec, state: str) -> list[dict[str, Any]]:
+    """Return the events the workflow allows in *state*, with who may record them.
+
+    Args:
+        spec: The case's workflow definition.
+        state: A state of *spec*; a terminal one allows nothing.
+    """
+    if spec.states[state].terminal:
+        return []
+    return [
+        {
+            "event": t.event,
+            "to_state": t.dest,
+            "roles": list(t.roles),
+            "label": t.label,
+            "guards": list(t.guards),
+        }
+        for t in spec.transitions_from(state)
+    ]
+
+
+def case_json(case: Case, spec: WorkflowSpec, now: datetime) -> dict[str, Any]:
+    """Return a case for readers: parties, facility, state, people, deadlines, events.
+
+    Open deadlines come earliest first; ``possible_events`` lists what may happen
+    next (see :func:`possible_events`).
+
+    Args:
+        case: The case.
+        spec: The workflow definition the case follows (its id and version).
+        now: The moment the deadlines' days left are counted from.
+    """
+    state = spec.states[case.state]
+    return {
+        "case_id": case.case_id,
+        "ref": case.external_ref,
+        "workflow": case.workflow_id,
+        "workflow_version": case.workflow_version,
+        "state": case.state,
+        "state_label": state.label,
+        "terminal": state.terminal,
+        "outcome": state.outcome or None,
+        "version": case.version,
+        "complainant": case.complainant.value,
+        "respondent": case.respondent.value,
+        "initiation": case.initiation,
+        "facility": {
+            "facility_id": case.facility.facility_id,
+            "name": case.facility.name,
+            "owner": case.facility.owner,
+            "country": case.facility.country.value,
+            "city": case.facility.city,
+            "region": case.facility.region,
+            "sector": case.facility.sector,
+        },
+        "attributes": dict(case.attributes),
+        "officers": [
+            {
+                "officer_id": o.officer_id,
+                "role": o.role,
+                "name": o.name,
+                "email": o.email,
+                "language": o.language,
+                "timezone": o.timezone,
+            }
+            for o in case.officers
+        ],
+        "petitioners": [petitioner_json(p) for p in case.petitioners],
+        "opened_at": case.opened_at.isoformat(),
+        "updated_at": case.updated_at.isoformat(),
+        "last_event_at": case.last_event_at.isoformat(),
+        "deadlines": [
+            deadline_json(d, now)
+            for d in sorted(case.open_deadlines.values(), key=lambda d: d.due_at)
+        ],
+        "possible_events": possible_events(spec, case.state),
+    }
+
+
+def entry_json(e: HistoryEntry) -> dict[str, Any]:
+    """Return one history entry, hash chain included.
+
+    ``via`` is the credential that proved the actor (``token:<id>`` or
+    ``oidc:<issuer>``), empty when the entry came from the CLI or the Python API.
+
+    Args:
+        e: The history entry.
+    """
+    return {
+        "seq": e.seq,
+        "event": e.event,
+        "from_state": e.from_state,
+        "to_state": e.to_state,
+        "actor": e.actor,
+        "role": e.role,
+        "via": e.via,
+        "reason": e.reason,
+        "payload": dict(e.payload),
+        "occurred_at": e.occurred_at.isoformat(),
+        "recorded_at": e.recorded_at.isoformat(),
+        "idempotency_key": e.idempotency_key,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }
+
+
+def alert_json(a: Alert) -> dict[str, Any]:
+    """Return one outbox entry (an alert owed, sent, failed or acknowledged).
+
+    Args:
+        a: The alert.
+    """
+    return {
+        "alert_id": a.alert_id,
+        "case_id": a.case_id,
+        "deadline_id": a.deadline_id,
+        "step": a.step,
+        "kind": a.kind.value,
+        "status": a.status.value,
+        "recipient_id": a.recipient_id,
+        "recipient_email": a.recipient_email,
+        "recipient_role": a.recipient_role,
+        "owed_at": a.owed_at.isoformat(),
+        "created_at": a.created_at.isoformat(),
+        "late": a.late,
+        "attempts": a.attempts,
+        "next_attempt_at": _iso(a.next_attempt_at),
+        "last_error": a.last_error,
+        "sent_at": _iso(a.sent_at),
+        "acknowledged_at": _iso(a.acknowledged_at),
+        "acknowledged_by": a.acknowledged_by,
+    }
+
+
+def chain_json(report: ChainReport, ref: str) -> dict[str, Any]:
+    """Return the result of checking one case's history chain.
+
+    Args:
+        report: What the engine found.
+        ref: The case's external reference, shown beside its id.
+    """
+    return {
+        "case_id": report.case_id,
+        "ref": ref,
+        "entries": report.entries,
+        "ok": report.ok,
+        "first_broken_seq": report.first_broken_seq,
+    }
+
+
+def workflow_json(spec: WorkflowSpec) -> dict[str, Any]:
+    """Return a workflow: states, openings, transitions, deadlines and parameters.
+
+    Args:
+        spec: The loaded workflow definition.
+    """
+    return {
+        "workflow": spec.workflow_id,
+        "version": spec.version,
+        "title": spec.title,
+        "annex": spec.annex,
+        "status": spec.status,
+        "sha256": spec.sha256,
+        "roles": dict(spec.roles),
+        "calendars": {p.value: c for p, c in spec.calendars.items()},
+        "directions": [
+            {
+                "complainant": d.complainant.value,
+                "respondent": d.respondent.value,
+                "openings": list(d.openings),
+                "guards": list(d.guards),
+            }
+            for d in spec.directions
+        ],
+        "states": [
+            {
+                "name": s.name,
+                "label": s.label,
+                "terminal": s.terminal,
+                "outcome": s.outcome or None,
+            }
+            for s in spec.states.values()
+        ],
+        "openings": [
+            {
+                "name": o.name,
+                "event": o.event,
+                "state": o.state,
+                "roles": list(o.roles),
+                "label": o.label,
+                "citation": o.citation,
+                "evidence": o.evidence.value,
+                "guards": list(o.guards),
+            }
+            for o in spec.openings.values()
+        ],
+        "transitions": [
+            {
+                "event": t.event,
+                "sources": list(t.sources),
+                "dest": t.dest,
+                "roles": list(t.roles),
+                "label": t.label,
+                "citation": t.citation,
+                "evidence": t.evidence.value,
+                "guards": list(t.guards),
+                "payload": [
+                    {"name": f.name, "type": f.type, "required": f.required}
+                    for f in t.payload
+                ],
+            }
+            for t in spec.transitions
+        ],
+        "deadlines": [
+            {
+                "key": d.key,
+                "label": d.label,
+                "actor": d.actor,
+                "days": d.days,
+                "unit": d.counting.value,
+                "calendar": d.calendar,
+                "anchor": d.anchor_label,
+                "opened_by": list(d.opened_by),
+                "met_by": list(d.met_by),
+                "on_lapse": d.on_lapse,
+                "citation": d.citation,
+                "evidence": d.evidence.value,
+                "nominal": d.nominal,
+                "note": d.note,
+            }
+            for d in spec.deadlines.values()
+        ],
+        "parameters": {
+            p.name: {
+                "value": p.value,
+                "citation": p.citation,
+                "evidence": p.evidence.value,
+            }
+            for p in spec.parameters.values()
+        },
+    }
