@@ -49,6 +49,7 @@ from rrm.errors import (
     SchemaOutOfDate,
     StorageError,
     TransitionNotAllowed,
+    WebhookNotFound,
     WorkflowError,
     WorkflowNotFound,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "TickReport",
     "TransitionFired",
     "TransitionNotAllowed",
+    "WebhookNotFound",
     "WorkflowError",
     "WorkflowNotFound",
     "WorkflowSpec",

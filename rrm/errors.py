@@ -17,6 +17,7 @@ host can catch ``LookupError``, ``ValueError`` or ``PermissionError``::
     │   ├── GuardRejected                                 case_id, event, guard, reason
     │   ├── DeadlineNotFound          (also LookupError)  case_id, key
     │   ├── AlertNotFound             (also LookupError)  alert_id
+    │   ├── WebhookNotFound           (also LookupError)  webhook_id, kind
     │   └── ConcurrencyConflict                           case_id, expected, actual
     ├── InvalidInput                  (also ValueError)   field, reason
     ├── StorageError                                      wraps driver errors
@@ -46,6 +47,7 @@ __all__ = [
     "SchemaOutOfDate",
     "StorageError",
     "TransitionNotAllowed",
+    "WebhookNotFound",
     "WorkflowError",
     "WorkflowNotFound",
 ]
@@ -212,6 +214,25 @@ class AlertNotFound(CaseError, LookupError):
         super().__init__(
             f"No alert {alert_id!r} exists.",
             hint="List alerts with `rrm alerts` to find the id.",
+        )
+
+
+class WebhookNotFound(CaseError, LookupError):
+    """No webhook subscription (or delivery) with that id exists.
+
+    Attributes:
+        webhook_id: The id asked for.
+        kind: ``"subscription"`` or ``"delivery"``.
+
+    .. versionadded:: 0.3.0
+    """
+
+    def __init__(self, webhook_id: str, *, kind: str = "subscription") -> None:
+        self.webhook_id = webhook_id
+        self.kind = kind
+        super().__init__(
+            f"No webhook {kind} {webhook_id!r} exists.",
+            hint="List the webhook subscriptions and deliveries to find the id.",
         )
 
 

@@ -57,6 +57,7 @@ EXPECTED = {
     "SystemClock",
     "TransitionFired",
     "TransitionNotAllowed",
+    "WebhookNotFound",
     "WorkflowError",
     "WorkflowNotFound",
     "WorkflowSpec",

@@ -5,11 +5,12 @@ Adapters implement them; the service layer depends only on these shapes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, Self
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from contextlib import AbstractContextManager
     from datetime import datetime
     from types import TracebackType
@@ -20,7 +21,14 @@ if TYPE_CHECKING:
         AlertView,
         DigestView,
     )
-    from rrm.domain.case import Case, Deadline, Facility, HistoryEntry, Officer
+    from rrm.domain.case import (
+        Case,
+        Deadline,
+        Facility,
+        HistoryEntry,
+        JSONValue,
+        Officer,
+    )
 
 __all__ = [
     "AlertQuery",
@@ -34,6 +42,13 @@ __all__ = [
     "OutboxRepository",
     "UnitOfWork",
     "UnitOfWorkFactory",
+    "WebhookDelivery",
+    "WebhookDeliveryQuery",
+    "WebhookRepository",
+    "WebhookSender",
+    "WebhookStatus",
+    "WebhookSubscription",
+    "WebhookTarget",
 ]
 
 
@@ -242,11 +257,191 @@ class OutboxRepository(Protocol):
         ...
 
 
+class WebhookStatus(StrEnum):
+    """Where a webhook delivery stands.
+
+    ``pending`` and ``failed`` wait for their ``next_attempt_at``; ``sending`` is
+    claimed by a worker until ``claimed_until``; ``delivered`` and ``dead`` are
+    settled (a dead one waits for an administrator's retry).
+
+    .. versionadded:: 0.3.0
+    """
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookSubscription:
+    """Where to send which domain events, signed with a secret.
+
+    Attributes:
+        subscription_id: The subscription's id (``sub_...``).
+        url: The endpoint (http or https); never logged, it may carry a token.
+        event_types: Event type names (``case.opened``), prefixes
+            (``deadline.*``) or ``*``.
+        description: Free text for the administrators.
+        created_at: When the subscription was made.
+        created_by: Who made it.
+        disabled_at: When it was disabled (by an administrator, or by the
+            endpoint answering 410 Gone); ``None`` while it is active.
+        secret: The signing secret (``whsec_...``), filled only in the value
+            returned by the creation; empty everywhere else.
+
+    .. versionadded:: 0.3.0
+    """
+
+    subscription_id: str
+    url: str = field(repr=False)
+    event_types: tuple[str, ...]
+    description: str = ""
+    created_at: datetime
+    created_by: str = ""
+    disabled_at: datetime | None = None
+    secret: str = field(default="", repr=False)
+
+    @property
+    def active(self) -> bool:
+        """True while deliveries are queued and sent for this subscription."""
+        return self.disabled_at is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookTarget:
+    """What sending one delivery needs: the endpoint and the signing secret."""
+
+    subscription_id: str
+    url: str = field(repr=False)
+    secret: str = field(repr=False)
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookDelivery:
+    """One webhook message in the outbox: one subscription, one domain event.
+
+    ``delivery_id`` is the ``webhook-id`` every attempt carries, so a receiver can
+    drop a repeat. ``payload`` is the JSON body (``type``, ``timestamp``,
+    ``data``), identifiers only.
+
+    .. versionadded:: 0.3.0
+    """
+
+    delivery_id: str
+    subscription_id: str
+    event_type: str
+    case_id: str
+    seq: int
+    payload: Mapping[str, JSONValue]
+    created_at: datetime
+    status: WebhookStatus = WebhookStatus.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    claimed_until: datetime | None = None
+    last_error: str = ""
+    last_status: int | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookDeliveryQuery:
+    """Filters for listing webhook deliveries; ``None`` means any."""
+
+    statuses: tuple[str, ...] | None = None
+    subscription_id: str | None = None
+    case_id: str | None = None
+    limit: int | None = None
+
+
+class WebhookRepository(Protocol):
+    """Webhook subscriptions and the webhook outbox."""
+
+    def active_subscriptions(self) -> list[WebhookSubscription]:
+        """Return the subscriptions that are not disabled (without secrets).
+
+        Read once per unit of work and kept for it: every change of one
+        transaction is matched against the same list, at the cost of one query.
+        """
+        ...
+
+    def add_subscription(self, subscription: WebhookSubscription) -> None:
+        """Store a new subscription, with its secret."""
+        ...
+
+    def subscription(self, subscription_id: str) -> WebhookSubscription | None:
+        """Return one subscription (without its secret), or ``None``."""
+        ...
+
+    def subscriptions(self) -> list[WebhookSubscription]:
+        """Return every subscription (without secrets), oldest first."""
+        ...
+
+    def set_disabled(self, subscription_id: str, *, at: datetime | None) -> bool:
+        """Disable a subscription at *at*, or enable it with ``None``.
+
+        Returns False when no such subscription exists, or disabling one that
+        already is (its first disabling instant stands).
+        """
+        ...
+
+    def delete_subscription(self, subscription_id: str) -> bool:
+        """Delete a subscription and all its deliveries; False if there was none."""
+        ...
+
+    def target(self, subscription_id: str) -> WebhookTarget | None:
+        """Return where and how to send for a subscription, or ``None``."""
+        ...
+
+    def add_deliveries(self, deliveries: Sequence[WebhookDelivery]) -> int:
+        """Queue deliveries not already queued; return how many were new."""
+        ...
+
+    def claim_deliveries(
+        self, *, now: datetime, limit: int, lease_until: datetime
+    ) -> list[WebhookDelivery]:
+        """Claim deliveries ready to send (due, or their lease expired).
+
+        Claimed deliveries are marked ``sending`` until *lease_until*; on
+        PostgreSQL rows another worker is claiming are skipped, not waited for.
+        """
+        ...
+
+    def renew_claim(
+        self, delivery_id: str, *, token: datetime, until: datetime
+    ) -> datetime | None:
+        """Extend this worker's claim before a send; None if the claim was lost."""
+        ...
+
+    def record_delivery(self, delivery: WebhookDelivery, *, token: datetime) -> bool:
+        """Store an attempt's outcome if the claim still holds; True when it did."""
+        ...
+
+    def requeue(self, delivery_id: str, *, at: datetime) -> bool:
+        """Put a failed or dead delivery back in the queue, to send at *at*."""
+        ...
+
+    def delivery(self, delivery_id: str) -> WebhookDelivery | None:
+        """Return one delivery, or ``None``."""
+        ...
+
+    def deliveries(self, query: WebhookDeliveryQuery) -> list[WebhookDelivery]:
+        """Return deliveries matching the query, oldest first."""
+        ...
+
+    def next_wakeup(self) -> datetime | None:
+        """Return when a delivery is next due (an attempt, or a lease running out)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One database transaction; rolls back unless ``commit()`` was called."""
 
     cases: CaseRepository
     outbox: OutboxRepository
+    webhooks: WebhookRepository
 
     def __enter__(self) -> Self: ...
 
@@ -306,5 +501,36 @@ class Notifier(Protocol):
         Raises:
             NotificationError: Delivery failed; ``permanent`` says whether a retry
                 can help.
+        """
+        ...
+
+
+class WebhookSender(Protocol):
+    """Posts one signed webhook message and reports the endpoint's answer.
+
+    .. versionadded:: 0.3.0
+    """
+
+    def send(
+        self,
+        url: str,
+        *,
+        msg_id: str,
+        timestamp: datetime,
+        body: bytes,
+        secret: str,
+    ) -> int:
+        """Post *body*, signed per Standard Webhooks; return the HTTP status code.
+
+        Args:
+            url: The subscription's endpoint.
+            msg_id: The ``webhook-id`` (the same for every attempt).
+            timestamp: The ``webhook-timestamp``: when this attempt is made.
+            body: The JSON body, exactly as signed.
+            secret: The subscription's signing secret (``whsec_...``).
+
+        Raises:
+            NotificationError: The endpoint could not be reached or did not
+                answer in time (no status code).
         """
         ...

@@ -11,6 +11,7 @@ from rrm.adapters.sql.cache import DEFAULT_SIZE, CaseCache
 from rrm.adapters.sql.engine import READ_ONLY
 from rrm.adapters.sql.outbox import SqlOutbox
 from rrm.adapters.sql.repository import BUSY_HINT, SqlCaseRepository, is_busy
+from rrm.adapters.sql.webhooks import SqlWebhooks
 from rrm.errors import DatabaseBusy, StorageError
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
-    from rrm.service.ports import CaseRepository, OutboxRepository
+    from rrm.service.ports import CaseRepository, OutboxRepository, WebhookRepository
 
 __all__ = ["SqlUnitOfWork", "SqlUnitOfWorkFactory"]
 
@@ -43,6 +44,7 @@ class SqlUnitOfWork:
     # which mypy matches invariantly.
     cases: CaseRepository
     outbox: OutboxRepository
+    webhooks: WebhookRepository
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class SqlUnitOfWork:
         self._read_only = read_only
         self._conn: sa.Connection | None = None
         self._repository: SqlCaseRepository | None = None
+        self._webhooks: SqlWebhooks | None = None
 
     def __enter__(self) -> Self:
         try:
@@ -90,6 +93,8 @@ class SqlUnitOfWork:
         self._repository = SqlCaseRepository(conn, cache=self._cache)
         self.cases = self._repository
         self.outbox = SqlOutbox(conn)
+        self._webhooks = SqlWebhooks(conn)
+        self.webhooks = self._webhooks
         return self
 
     def __exit__(
@@ -126,8 +131,7 @@ class SqlUnitOfWork:
         except BaseException:
             if nested.is_active:
                 nested.rollback()
-            if self._repository is not None:
-                self._repository.forget()
+            self._forget()
             raise
         if nested.is_active:
             nested.commit()
@@ -161,12 +165,18 @@ class SqlUnitOfWork:
     def rollback(self) -> None:
         """Discard the transaction's writes."""
         conn = self._require()
-        if self._repository is not None:
-            self._repository.forget()
+        self._forget()
         try:
             conn.rollback()
         except SQLAlchemyError as exc:
             raise StorageError("Could not discard the changes cleanly.") from exc
+
+    def _forget(self) -> None:
+        """Drop what the repositories remember of writes being undone."""
+        if self._repository is not None:
+            self._repository.forget()
+        if self._webhooks is not None:
+            self._webhooks.forget()
 
     def _require(self) -> sa.Connection:
         if self._conn is None:

@@ -18,6 +18,7 @@ from rrm.service import handlers
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+    from datetime import datetime
     from types import TracebackType
 
     from rrm.domain.case import Deadline
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
         DeadlineQuery,
         Determination,
         OutboxRepository,
+        WebhookDelivery,
+        WebhookDeliveryQuery,
+        WebhookRepository,
+        WebhookSubscription,
+        WebhookTarget,
     )
 
 __all__: list[str] = []  # package-private: used by the import
@@ -128,6 +134,68 @@ class _ScratchCases:
 
 
 @final
+class _NoWebhooks:
+    """No subscriptions: a dry run queues no webhook message and sends none."""
+
+    def active_subscriptions(self) -> list[WebhookSubscription]:
+        return []
+
+    def add_subscription(self, subscription: WebhookSubscription) -> None:
+        raise NotImplementedError  # pragma: no cover - replays manage no webhooks
+
+    def subscription(self, subscription_id: str) -> WebhookSubscription | None:  # noqa: ARG002
+        return None
+
+    def subscriptions(self) -> list[WebhookSubscription]:
+        return []
+
+    def set_disabled(self, subscription_id: str, *, at: datetime | None) -> bool:  # noqa: ARG002
+        return False
+
+    def delete_subscription(self, subscription_id: str) -> bool:  # noqa: ARG002
+        return False
+
+    def target(self, subscription_id: str) -> WebhookTarget | None:  # noqa: ARG002
+        return None
+
+    def add_deliveries(self, deliveries: Sequence[WebhookDelivery]) -> int:  # noqa: ARG002
+        return 0
+
+    def claim_deliveries(
+        self,
+        *,
+        now: datetime,  # noqa: ARG002
+        limit: int,  # noqa: ARG002
+        lease_until: datetime,  # noqa: ARG002
+    ) -> list[WebhookDelivery]:
+        return []
+
+    def renew_claim(
+        self,
+        delivery_id: str,  # noqa: ARG002
+        *,
+        token: datetime,  # noqa: ARG002
+        until: datetime,  # noqa: ARG002
+    ) -> datetime | None:
+        return None
+
+    def record_delivery(self, delivery: WebhookDelivery, *, token: datetime) -> bool:  # noqa: ARG002
+        return False
+
+    def requeue(self, delivery_id: str, *, at: datetime) -> bool:  # noqa: ARG002
+        return False
+
+    def delivery(self, delivery_id: str) -> WebhookDelivery | None:  # noqa: ARG002
+        return None
+
+    def deliveries(self, query: WebhookDeliveryQuery) -> list[WebhookDelivery]:  # noqa: ARG002
+        return []
+
+    def next_wakeup(self) -> datetime | None:
+        return None
+
+
+@final
 class _ScratchUnitOfWork:
     """A unit of work over the scratch store; nothing it holds is ever durable."""
 
@@ -136,6 +204,7 @@ class _ScratchUnitOfWork:
         self._store = cases
         # Replays open cases and record events only; they never touch the outbox.
         self.outbox = cast("OutboxRepository", None)
+        self.webhooks: WebhookRepository = _NoWebhooks()
 
     def __enter__(self) -> Self:
         return self
