@@ -30,6 +30,7 @@ from rrm.domain.case import Case, Deadline, DeadlineStatus, Officer
 from rrm.domain.commands import FireEvent
 from rrm.errors import RRMError
 from rrm.service import handlers
+from rrm.service.webhooks import record_change
 from rrm.workflow.clocks import scheduled, spec_key
 
 if TYPE_CHECKING:
@@ -339,6 +340,7 @@ def _lapse(
     """Record one lapse, take its lapse action; return the case and if it moved."""
     change = handlers.record_lapse(uow, case, lapsed, now=now)
     uow.cases.apply(change)
+    record_change(uow, change, now=now)
     into.changes.append(change)
     case = change.case
     log.warning(
@@ -398,6 +400,7 @@ def _advance(
         )
         return None
     uow.cases.apply(result)
+    record_change(uow, result, now=now)
     return result
 
 

@@ -41,6 +41,7 @@ from rrm.service.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from rrm.service.webhooks import record_change
 
 if TYPE_CHECKING:
     from rrm.clock import Clock
@@ -190,6 +191,7 @@ class CaseEngine:
                 gate=self.gate(principal),
             )
             uow.cases.apply(change)
+            record_change(uow, change, now=now)
             uow.commit()
         self._after(change)
         return change.case
@@ -253,6 +255,7 @@ class CaseEngine:
             uow.cases.apply(result)
         except StaleCopy:
             return self._fire_on_stored(uow, cmd, now=now, gate=gate)
+        record_change(uow, result, now=now)
         return result
 
     def _fire_on_stored(
@@ -262,6 +265,7 @@ class CaseEngine:
         result = handlers.fire_event(uow, self.workflows, cmd, now=now, gate=gate)
         if not isinstance(result, Case):
             uow.cases.apply(result)
+            record_change(uow, result, now=now)
         return result
 
     def extend(
@@ -290,6 +294,7 @@ class CaseEngine:
                 uow, self.workflows, cmd, now=now, gate=self.gate(principal)
             )
             uow.cases.apply(change)
+            record_change(uow, change, now=now)
             uow.commit()
         self._after(change)
         return change.case
@@ -305,6 +310,7 @@ class CaseEngine:
                 uow, self.workflows, cmd, now=now, gate=self.gate(principal)
             )
             uow.cases.apply(change)
+            record_change(uow, change, now=now)
             if isinstance(cmd, ResumeDeadline):
                 # Alerts held back while it was paused go out if their date stands.
                 for d in change.deadlines:
