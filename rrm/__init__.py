@@ -11,6 +11,7 @@ from typing import Any
 
 from rrm._version import __version__ as _checkout_version
 from rrm.clock import Clock, SystemClock
+from rrm.domain.access import Principal
 from rrm.domain.alerts import Alert, AlertKind, AlertMessage, AlertStatus, AlertView
 from rrm.domain.case import (
     Case,
@@ -40,10 +41,13 @@ from rrm.errors import (
     ConcurrencyConflict,
     DatabaseBusy,
     DeadlineNotFound,
+    FacilityNotFound,
     GuardRejected,
     InvalidInput,
     InvalidWorkflow,
+    NotAuthenticated,
     NotificationError,
+    NotPermitted,
     RoleNotAllowed,
     RRMError,
     SchemaOutOfDate,
@@ -53,14 +57,17 @@ from rrm.errors import (
     WorkflowError,
     WorkflowNotFound,
 )
+from rrm.service.access import AccessPolicy, Action, Authorizer, Grant, HostCheck
 from rrm.service.alerting import AlertSettings, TickReport
-from rrm.service.engine import CaseEngine, ChainAnchor, ChainReport
+from rrm.service.engine import AvailableEvent, CaseEngine, ChainAnchor, ChainReport
 from rrm.service.ports import Notifier
 from rrm.wiring import bootstrap, upgrade_schema
 from rrm.workflow.registry import Workflows, load_workflows
 from rrm.workflow.spec import WorkflowSpec
 
 __all__ = [
+    "AccessPolicy",
+    "Action",
     "Alert",
     "AlertKind",
     "AlertMessage",
@@ -69,6 +76,8 @@ __all__ = [
     "AlertStatus",
     "AlertView",
     "AssignOfficers",
+    "Authorizer",
+    "AvailableEvent",
     "Case",
     "CaseAlreadyExists",
     "CaseEngine",
@@ -88,11 +97,16 @@ __all__ = [
     "DomainEvent",
     "ExtendDeadline",
     "Facility",
+    "FacilityNotFound",
     "FireEvent",
+    "Grant",
     "GuardRejected",
     "HistoryEntry",
+    "HostCheck",
     "InvalidInput",
     "InvalidWorkflow",
+    "NotAuthenticated",
+    "NotPermitted",
     "NotificationError",
     "Notifier",
     "Officer",
@@ -100,6 +114,7 @@ __all__ = [
     "Party",
     "PauseDeadline",
     "Petitioner",
+    "Principal",
     "RRMError",
     "ResumeDeadline",
     "RoleNotAllowed",

@@ -17,9 +17,11 @@ host can catch ``LookupError``, ``ValueError`` or ``PermissionError``::
     │   ├── GuardRejected                                 case_id, event, guard, reason
     │   ├── DeadlineNotFound          (also LookupError)  case_id, key
     │   ├── AlertNotFound             (also LookupError)  alert_id
+    │   ├── FacilityNotFound          (also LookupError)  facility_id
     │   ├── WebhookNotFound           (also LookupError)  webhook_id, kind
     │   └── ConcurrencyConflict                           case_id, expected, actual
     ├── InvalidInput                  (also ValueError)   field, reason
+    ├── NotAuthenticated                                  reason
     ├── StorageError                                      wraps driver errors
     │   └── SchemaOutOfDate                               current vs head revision
     └── NotificationError                                 raised by notifier adapters
@@ -37,9 +39,11 @@ __all__ = [
     "ConcurrencyConflict",
     "DatabaseBusy",
     "DeadlineNotFound",
+    "FacilityNotFound",
     "GuardRejected",
     "InvalidInput",
     "InvalidWorkflow",
+    "NotAuthenticated",
     "NotPermitted",
     "NotificationError",
     "RRMError",
@@ -236,6 +240,17 @@ class WebhookNotFound(CaseError, LookupError):
         )
 
 
+class FacilityNotFound(CaseError, LookupError):
+    """No facility with that id is in the registry.
+
+    .. versionadded:: 0.3.0
+    """
+
+    def __init__(self, facility_id: str) -> None:
+        self.facility_id = facility_id
+        super().__init__(f"No facility {facility_id!r} is registered.")
+
+
 class ConcurrencyConflict(CaseError):
     """Someone else changed the case first; reload and try again."""
 
@@ -266,6 +281,23 @@ class InvalidInput(RRMError, ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class NotAuthenticated(RRMError):
+    """A request to the case service carries no valid credential.
+
+    The reason is deliberately vague about which check failed (unknown, revoked
+    or expired), so a guesser learns nothing.
+
+    .. versionadded:: 0.3.0
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"Not signed in: {reason}.",
+            hint="Send a valid token: Authorization: Bearer <token>.",
+        )
 
 
 class StorageError(RRMError):

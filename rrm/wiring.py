@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
+    from rrm.service.access import Authorizer
     from rrm.service.alerting import AlertSettings
-    from rrm.service.ports import AlertRenderer, Notifier
+    from rrm.service.ports import AlertRenderer, Notifier, WebhookSender
 
 __all__ = ["DEFAULT_DB", "bootstrap", "upgrade_schema"]
 
@@ -57,6 +58,8 @@ def bootstrap(
     renderer: AlertRenderer | None = None,
     alert_settings: AlertSettings | None = None,
     link_template: str = "",
+    authorizer: Authorizer | None = None,
+    webhooks: WebhookSender | None = None,
 ) -> CaseEngine:
     """Build a ready ``CaseEngine`` on a database.
 
@@ -76,6 +79,11 @@ def bootstrap(
         alert_settings: Retries, fallback, supervisor and administrator addresses.
         link_template: Link to a case in the host's application, for e-mails,
             e.g. ``https://cases.example.gov/rrm/{case_id}``.
+        authorizer: Who may do what. By default the host's own check
+            (``HostCheck``: every command is allowed, the host has authorized
+            its user); ``rrm serve`` passes an ``AccessPolicy``.
+        webhooks: Sends the webhook outbox during ``tick()``
+            (``HttpWebhookSender``); without one, messages stay queued.
 
     Raises:
         SchemaOutOfDate: If the schema is not at the revision this RRM needs.
@@ -102,4 +110,7 @@ def bootstrap(
         notifier=notifier,
         renderer=renderer,
         alert_settings=alert_settings,
+        authorizer=authorizer,
+        health_check=lambda: migrate.check(engine),
+        webhook_sender=webhooks,
     )

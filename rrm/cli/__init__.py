@@ -27,7 +27,8 @@ from rrm.adapters.email import JinjaAlertRenderer, SmtpNotifier, SmtpSettings
 from rrm.adapters.scheduler import SchedulerWorker
 from rrm.adapters.sql import migrate
 from rrm.adapters.sql.engine import make_engine
-from rrm.cli import alerts, audit, cases, config, deadlines, workflows
+from rrm.adapters.webhooks import HttpWebhookSender
+from rrm.cli import alerts, audit, cases, config, deadlines, serve, workflows
 from rrm.cli.common import DEFAULT_DB, DbOption, console
 from rrm.errors import (
     CaseAlreadyExists,
@@ -54,7 +55,9 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(workflows.app, name="workflows")
 app.add_typer(audit.app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(serve.token_app, name="token")
 app.command("deadlines")(deadlines.deadlines)
+app.command("serve")(serve.serve)
 
 
 @app.callback()
@@ -287,7 +290,7 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Send deadline alerts and record lapses, waking whenever one is owed.
+    """Send deadline alerts and webhooks, record lapses, waking whenever owed.
 
     Stops cleanly on SIGTERM or Ctrl-C, after the tick in progress.
     """
@@ -301,9 +304,11 @@ def worker(
     )
     renderer = JinjaAlertRenderer(link_template)  # checks the template up front
     sql = make_engine(db)
+    sender = HttpWebhookSender()
     try:
         engine = bootstrap(
             sql,
+            webhooks=sender,
             notifier=SmtpNotifier(settings) if settings else None,
             renderer=renderer if settings else None,
             alert_settings=AlertSettings(
@@ -332,6 +337,7 @@ def worker(
         with _stop_on_signals(runner.stop):
             runner.run_forever()
     finally:
+        sender.close()
         sql.dispose()
 
 

@@ -99,6 +99,8 @@ class TickReport:
     """What one tick did.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.3.0 ``webhooks_sent``, ``webhooks_failed`` and
+       ``webhooks_dead`` count webhook messages (when a sender is configured).
     """
 
     cases: int = 0
@@ -111,6 +113,9 @@ class TickReport:
     dead: int = 0
     superseded: int = 0
     unsent: int = 0
+    webhooks_sent: int = 0
+    webhooks_failed: int = 0
+    webhooks_dead: int = 0
 
     def __add__(self, other: TickReport) -> TickReport:
         return TickReport(

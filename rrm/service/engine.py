@@ -17,15 +17,18 @@ from rrm.domain.commands import (
     ResumeDeadline,
 )
 from rrm.domain.deadlines import local_date
-from rrm.domain.events import CaseOpened, DeadlineChanged, DomainEvent, TransitionFired
+from rrm.domain.events import DomainEvent
 from rrm.errors import (
     AlertNotFound,
     CaseNotFound,
     ConcurrencyConflict,
+    FacilityNotFound,
     InvalidInput,
+    NotPermitted,
     RRMError,
     StaleCopy,
     StorageError,
+    TransitionNotAllowed,
 )
 from rrm.service import alerting, handlers, validation
 from rrm.service.access import Action, Authorizer, Gate, HostCheck
@@ -37,11 +40,18 @@ from rrm.service.ports import (
     CaseChange,
     CaseQuery,
     DeadlineQuery,
+    FacilityRecord,
     Notifier,
     UnitOfWork,
     UnitOfWorkFactory,
+    WebhookSender,
 )
-from rrm.service.webhooks import record_change
+from rrm.service.webhook_delivery import (
+    WebhookSettings,
+    deliver_webhooks,
+    next_webhook_wakeup,
+)
+from rrm.service.webhooks import change_events, deadline_change, record_change
 
 if TYPE_CHECKING:
     from rrm.clock import Clock
@@ -54,10 +64,11 @@ if TYPE_CHECKING:
         PauseDeadline,
     )
     from rrm.workflow.registry import Workflows
+    from rrm.workflow.spec import TransitionSpec
 
 _MAX_DAYS = 3660
 
-__all__ = ["CaseEngine", "ChainReport", "Subscriber"]
+__all__ = ["AvailableEvent", "CaseEngine", "ChainReport", "Subscriber"]
 
 log = structlog.get_logger("rrm.engine")
 
@@ -101,6 +112,17 @@ class ChainReport:
         return self.first_broken_seq is None and self.anchor_mismatch_seq is None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AvailableEvent:
+    """An event the asking principal may record on a case now.
+
+    .. versionadded:: 0.3.0
+    """
+
+    transition: TransitionSpec
+    roles: tuple[str, ...]
+
+
 @final
 class CaseEngine:
     """Open cases, record events, and query cases and deadlines.
@@ -123,10 +145,16 @@ class CaseEngine:
         renderer: AlertRenderer | None = None,
         alert_settings: AlertSettings | None = None,
         authorizer: Authorizer | None = None,
+        health_check: Callable[[], None] | None = None,
+        webhook_sender: WebhookSender | None = None,
+        webhook_settings: WebhookSettings | None = None,
     ) -> None:
         self._uow = uow_factory
         # The host's own check by default: the Python API trusts its embedder.
         self.authorizer: Authorizer = authorizer or HostCheck()
+        self._health_check = health_check
+        self._webhook_sender = webhook_sender
+        self._webhook_settings = webhook_settings
         self.workflows = workflows
         self.clock = clock
         self._subscribers = list(subscribers)
@@ -145,6 +173,11 @@ class CaseEngine:
     def _now(self) -> datetime:
         # One reading per use case, normalised: the history hash covers UTC text.
         return require_aware("now", self.clock.now()).astimezone(UTC)
+
+    @property
+    def uow_factory(self) -> UnitOfWorkFactory:
+        """The engine's unit-of-work factory (for the service's own use cases)."""
+        return self._uow
 
     def gate(self, principal: Principal | None) -> Gate:
         """Return the authorizer bound to *principal* (``None``: no principal)."""
@@ -344,26 +377,164 @@ class CaseEngine:
         facility_id: str | None = None,
         officer_id: str | None = None,
         limit: int | None = None,
+        text: str | None = None,
+        due_within: int | None = None,
+        due_unit: Literal["calendar", "business"] = "calendar",
+        after: tuple[datetime, str] | None = None,
     ) -> list[Case]:
-        """Return cases by state, workflow, facility or officer, newest first."""
+        """Return cases by state, workflow, facility or officer, newest first.
+
+        Args:
+            state: Only cases in this state.
+            workflow: Only cases of this workflow id.
+            facility_id: Only cases about this facility.
+            officer_id: Only cases this officer is assigned to.
+            limit: At most this many cases.
+            text: Text found (case-insensitively) in the reference or the
+                facility's name.
+            due_within: Only cases with an open deadline due within this many
+                days (overdue ones included), counted as :meth:`due` does.
+            due_unit: ``calendar`` or ``business`` days for *due_within*.
+            after: Continue a listing after this ``(opened_at, case_id)``.
+
+        .. versionchanged:: 0.3.0 *text*, *due_within*, *due_unit* and *after*.
+        """
         _check_limit(limit)
         for name, value in (
             ("state", state),
             ("workflow", workflow),
             ("facility_id", facility_id),
             ("officer_id", officer_id),
+            ("text", text),
         ):
             if value is not None:
                 validation.text(name, value)
+        if after is not None and (
+            not isinstance(after, tuple)
+            or len(after) != 2  # noqa: PLR2004 - a pair
+            or not isinstance(after[0], datetime)
+            or not isinstance(after[1], str)
+        ):
+            raise InvalidInput("after", "must be an (opened_at, case_id) pair")
+        if after is not None:
+            require_aware("after", after[0])
+        case_ids = None
+        if due_within is not None:
+            case_ids = frozenset(d.case_id for d in self.due(due_within, unit=due_unit))
         query = CaseQuery(
             state=state,
             workflow_id=workflow,
             facility_id=facility_id,
             officer_id=officer_id,
             limit=limit,
+            text=text,
+            case_ids=case_ids,
+            after=after,
         )
         with self._uow(read_only=True) as uow:
             return uow.cases.find(query)
+
+    def available_events(
+        self, case: Case, *, principal: Principal | None = None
+    ) -> list[AvailableEvent]:
+        """Return the events *principal* may record on *case* in its state now.
+
+        An event is listed with the roles the principal may use for it: those
+        the workflow allows that the authorizer grants on this case. Events only
+        the engine records (role ``system``) are never listed. Guards that need
+        the event's payload are checked when the event is recorded.
+
+        .. versionadded:: 0.3.0
+        """
+        spec = self.workflows.get(case.workflow_id, case.workflow_version)
+        if spec.states[case.state].terminal:
+            return []
+        gate = self.gate(principal)
+        found = []
+        for t in spec.transitions_from(case.state):
+            roles = gate.roles_on(case, [r for r in t.roles if r != "system"])
+            if roles:
+                found.append(AvailableEvent(transition=t, roles=tuple(roles)))
+        return found
+
+    def facilities(self) -> list[FacilityRecord]:
+        """Return the facility registry with cases and determinations counted.
+
+        .. versionadded:: 0.3.0
+        """
+        with self._uow(read_only=True) as uow:
+            return uow.cases.facilities()
+
+    def facility(self, facility_id: str) -> FacilityRecord:
+        """Return one registered facility with its counts.
+
+        Raises:
+            FacilityNotFound: If no facility has that id.
+
+        .. versionadded:: 0.3.0
+        """
+        ref = validation.text("facility_id", facility_id)
+        with self._uow(read_only=True) as uow:
+            found = uow.cases.facilities(ref)
+        if not found:
+            raise FacilityNotFound(ref)
+        return found[0]
+
+    def readiness(self) -> None:
+        """Check that the database answers at the schema revision RRM needs.
+
+        Raises:
+            StorageError: The database is unreachable or busy.
+            SchemaOutOfDate: The schema needs an upgrade.
+
+        .. versionadded:: 0.3.0
+        """
+        if self._health_check is not None:
+            self._health_check()
+        with self._uow(read_only=True) as uow:
+            uow.outbox.count_alerts(("dead",))
+
+    def role_for(
+        self, case: Case, event: str, *, principal: Principal | None = None
+    ) -> str:
+        """Return the one role *principal* may record *event* in on *case* now.
+
+        For callers that do not say which role they act in.
+
+        Raises:
+            TransitionNotAllowed: The event is not possible in the case's state.
+            NotPermitted: The principal holds no role that may record it here.
+            InvalidInput: It holds several; the caller must choose.
+
+        .. versionadded:: 0.3.0
+        """
+        spec = self.workflows.get(case.workflow_id, case.workflow_version)
+        possible = [t.event for t in spec.transitions_from(case.state)]
+        if spec.states[case.state].terminal or event not in possible:
+            raise TransitionNotAllowed(
+                case.case_id, case.state, event, tuple(dict.fromkeys(possible))
+            )
+        roles = [
+            r
+            for a in self.available_events(case, principal=principal)
+            if a.transition.event == event
+            for r in a.roles
+        ]
+        roles = list(dict.fromkeys(roles))
+        if not roles:
+            who = principal.principal_id if principal is not None else "(anonymous)"
+            raise NotPermitted(
+                who,
+                Action.FIRE.value,
+                "",
+                case.case_id,
+                f"you hold no role that may record {event!r} on this case",
+            )
+        if len(roles) > 1:
+            raise InvalidInput(
+                "role", f"you may act as {' or '.join(roles)}: say which one"
+            )
+        return roles[0]
 
     def history(self, case_id: str) -> list[HistoryEntry]:
         """Return a case's history, oldest first."""
@@ -512,6 +683,18 @@ class CaseEngine:
             with self._uow(read_only=True) as uow:
                 unsent = uow.outbox.count_alerts(("pending", "failed"))
             report = report + TickReport(unsent=unsent)
+        if self._webhook_sender is not None:
+            hooks = deliver_webhooks(
+                self._uow,
+                self._webhook_sender,
+                now=now,
+                settings=self._webhook_settings,
+            )
+            report = report + TickReport(
+                webhooks_sent=hooks.delivered,
+                webhooks_failed=hooks.failed,
+                webhooks_dead=hooks.dead,
+            )
         log.info("tick_completed", **dataclasses.asdict(report))
         return report
 
@@ -519,6 +702,9 @@ class CaseEngine:
         """Return the earliest instant anything is owed (alert, lapse or retry)."""
         with self._uow() as uow:
             owed = uow.outbox.next_wakeup(alerts=self._delivery is not None)
+            if self._webhook_sender is not None:
+                hook = next_webhook_wakeup(uow)
+                owed = min((t for t in (owed, hook) if t is not None), default=None)
         digest = alerting.next_digest(self._uow, self.alert_settings, now=self._now())
         return min((t for t in (owed, digest) if t is not None), default=None)
 
@@ -604,25 +790,10 @@ class CaseEngine:
             workflow=case.workflow_id,
             workflow_version=case.workflow_version,
         )
-        events: list[DomainEvent] = []
-        # Domain events are built only for subscribers; the log lines always go out.
-        notify = bool(self._subscribers)
         if entry.from_state is None:
             bound.info(
                 "case_opened", state=case.state, case_event=entry.event, seq=entry.seq
             )
-            if notify:
-                events.append(
-                    CaseOpened(
-                        case_id=case.case_id,
-                        external_ref=case.external_ref,
-                        workflow=case.workflow_id,
-                        workflow_version=case.workflow_version,
-                        state=case.state,
-                        seq=entry.seq,
-                        at=entry.occurred_at,
-                    )
-                )
         else:
             bound.info(
                 "transition_fired",
@@ -631,42 +802,17 @@ class CaseEngine:
                 from_state=entry.from_state,
                 seq=entry.seq,
             )
-            if notify:
-                events.append(
-                    TransitionFired(
-                        case_id=case.case_id,
-                        event=entry.event,
-                        from_state=entry.from_state,
-                        to_state=case.state,
-                        actor=entry.actor,
-                        role=entry.role,
-                        seq=entry.seq,
-                        at=entry.occurred_at,
-                    )
-                )
         for d in change.deadlines:
-            what = _deadline_change(d, entry)
             bound.info(
-                f"deadline_{what}",
+                f"deadline_{deadline_change(d, entry)}",
                 deadline_key=d.key,
                 due_date=d.due_date.isoformat(),
                 nominal=d.nominal,
             )
-            if notify:
-                events.append(
-                    DeadlineChanged(
-                        case_id=case.case_id,
-                        deadline_id=d.deadline_id,
-                        key=d.key,
-                        change=what,
-                        status=d.status.value,
-                        due_date=d.due_date,
-                        due_at=d.due_at,
-                        nominal=d.nominal,
-                        seq=entry.seq,
-                    )
-                )
-        for event in events:
+        # Domain events are built only for subscribers; the log lines always go out.
+        if not self._subscribers:
+            return
+        for event in change_events(change):
             for subscriber in self._subscribers:
                 try:
                     subscriber(event)
@@ -683,15 +829,3 @@ _MAX_LIMIT = 2**63 - 1
 def _check_limit(limit: object) -> None:
     if limit is not None and (type(limit) is not int or not 1 <= limit <= _MAX_LIMIT):
         raise InvalidInput("limit", f"must be a whole number from 1 to {_MAX_LIMIT}")
-
-
-def _deadline_change(d: Deadline, entry: HistoryEntry) -> str:
-    if d.opened_seq == entry.seq:
-        return "opened"
-    if d.closed_seq == entry.seq:
-        return d.status.value  # met or cancelled
-    return {
-        "deadline_extended": "extended",
-        "deadline_paused": "paused",
-        "deadline_resumed": "resumed",
-    }.get(entry.event, "recomputed")

@@ -38,6 +38,7 @@ __all__ = [
     "CaseRepository",
     "DeadlineQuery",
     "Determination",
+    "FacilityRecord",
     "Notifier",
     "OutboxRepository",
     "UnitOfWork",
@@ -61,6 +62,16 @@ class Determination:
     owner: str
     determined_at: datetime
     seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FacilityRecord:
+    """A registered facility with its cases and determinations counted."""
+
+    facility: Facility
+    cases: int
+    determinations: int
+    owner_determinations: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +105,12 @@ class CaseQuery:
     facility_id: str | None = None
     officer_id: str | None = None
     limit: int | None = None
+    #: Case-insensitive text found in the external reference or facility name.
+    text: str | None = None
+    #: Only these cases (e.g. those with a deadline due in a window).
+    case_ids: frozenset[str] | None = None
+    #: Keyset cursor: only cases listed after (opened_at, case_id), newest first.
+    after: tuple[datetime, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,6 +177,10 @@ class CaseRepository(Protocol):
         self, *, facility_id: str, owner: str, case_id: str
     ) -> int:
         """Count DoR determinations against the facility or its owner in other cases."""
+        ...
+
+    def facilities(self, facility_id: str | None = None) -> list[FacilityRecord]:
+        """Return registered facilities (or one) with their counts, by id."""
         ...
 
     def find(self, query: CaseQuery) -> list[Case]:

@@ -43,6 +43,7 @@ from rrm.errors import (
     StaleCopy,
     StorageError,
 )
+from rrm.service.ports import FacilityRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from rrm.adapters.sql.cache import CaseCache
     from rrm.domain.case import Case, Deadline, Facility, HistoryEntry, Officer
     from rrm.service.ports import CaseChange, CaseQuery, DeadlineQuery
+
 
 __all__ = ["SqlCaseRepository"]
 
@@ -370,6 +372,46 @@ class SqlCaseRepository:
         with _storage_errors(f"count earlier determinations for case {case_id}"):
             return int(self._conn.execute(stmt).scalar_one())
 
+    def facilities(self, facility_id: str | None = None) -> list[FacilityRecord]:
+        """Return registered facilities (or one) with their counts, by id."""
+        cases = (
+            sa.select(sa.func.count())
+            .select_from(CASE)
+            .where(CASE.c.facility_id == FACILITY.c.facility_id)
+            .scalar_subquery()
+        )
+        mine = (
+            sa.select(sa.func.count())
+            .select_from(DETERMINATION)
+            .where(DETERMINATION.c.facility_id == FACILITY.c.facility_id)
+            .scalar_subquery()
+        )
+        owners = (
+            sa.select(sa.func.count())
+            .select_from(DETERMINATION)
+            .where(DETERMINATION.c.owner == FACILITY.c.owner)
+            .scalar_subquery()
+        )
+        stmt = sa.select(
+            FACILITY,
+            cases.label("n_cases"),
+            mine.label("n_determinations"),
+            owners.label("n_owner_determinations"),
+        ).order_by(FACILITY.c.facility_id)
+        if facility_id is not None:
+            stmt = stmt.where(FACILITY.c.facility_id == facility_id)
+        with _storage_errors("list facilities"):
+            rows = self._conn.execute(stmt).mappings().all()
+        return [
+            FacilityRecord(
+                facility=mapping.facility_from_row(row),
+                cases=int(row["n_cases"]),
+                determinations=int(row["n_determinations"]),
+                owner_determinations=int(row["n_owner_determinations"]),
+            )
+            for row in rows
+        ]
+
     def find(self, query: CaseQuery) -> list[Case]:
         """Return cases matching the query, most recently opened first."""
         stmt = _select_cases()
@@ -381,6 +423,31 @@ class SqlCaseRepository:
             stmt = stmt.where(CASE.c.facility_id == query.facility_id)
         if query.officer_id is not None:
             stmt = stmt.where(CASE.c.case_id.in_(_cases_of_officer(query.officer_id)))
+        if query.text is not None:
+            # LIKE's wildcards in the text are matched literally.
+            escaped = (
+                query.text.lower()
+                .replace("\\", "\\\\")
+                .replace("%", "\\%")
+                .replace("_", "\\_")
+            )
+            pattern = f"%{escaped}%"
+            stmt = stmt.where(
+                sa.or_(
+                    sa.func.lower(CASE.c.external_ref).like(pattern, escape="\\"),
+                    sa.func.lower(FACILITY.c.name).like(pattern, escape="\\"),
+                )
+            )
+        if query.case_ids is not None:
+            stmt = stmt.where(CASE.c.case_id.in_(sorted(query.case_ids)))
+        if query.after is not None:
+            at, last = query.after
+            stmt = stmt.where(
+                sa.or_(
+                    CASE.c.opened_at < at,
+                    sa.and_(CASE.c.opened_at == at, CASE.c.case_id < last),
+                )
+            )
         stmt = stmt.order_by(CASE.c.opened_at.desc(), CASE.c.case_id.desc())
         with _storage_errors("list cases"):
             return self._load(stmt.limit(query.limit))

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         CaseRepository,
         DeadlineQuery,
         Determination,
+        FacilityRecord,
         OutboxRepository,
         WebhookDelivery,
         WebhookDeliveryQuery,
@@ -131,6 +132,9 @@ class _ScratchCases:
 
     def open_deadlines(self, query: DeadlineQuery) -> list[Deadline]:
         raise NotImplementedError  # pragma: no cover - replays never list deadlines
+
+    def facilities(self, facility_id: str | None = None) -> list[FacilityRecord]:
+        raise NotImplementedError  # pragma: no cover - replays never list facilities
 
 
 @final

@@ -1,0 +1,123 @@
+"""The FastAPI application of the case service."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from rrm._version import __version__
+from rrm.server import problems
+from rrm.server.auth import Authenticator
+from rrm.server.context import Service
+from rrm.server.routes import admin, cases, hooks, ops
+from rrm.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+
+    from rrm.service.credentials import CredentialStore
+    from rrm.service.engine import CaseEngine
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+_DESCRIPTION = """\
+The case service of **usmca-rrm**: facility cases of the USMCA Rapid Response Labor
+Mechanism, their deadlines and their audited history, over HTTP.
+
+Every request is authenticated (`Authorization: Bearer <token>`: an API token from
+`rrm token create`, or a JWT of the configured OpenID Connect provider). The actor
+of every change is the authenticated principal; a role is honoured only if the
+principal holds it for that case. Errors are RFC 9457 problem details.
+"""
+
+
+def create_app(
+    engine: CaseEngine,
+    credentials: CredentialStore,
+    settings: ServerSettings | None = None,
+) -> FastAPI:
+    """Build the case service on an engine and a credential store.
+
+    The engine should enforce the service's access policy
+    (``rrm.bootstrap(..., authorizer=settings.policy)``).
+    """
+    settings = settings or ServerSettings()
+    app = FastAPI(
+        title="usmca-rrm case service",
+        version=__version__,
+        description=_DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.rrm = Service(
+        engine=engine,
+        credentials=credentials,
+        authenticator=Authenticator(credentials, settings.oidc),
+        settings=settings,
+    )
+    problems.install(app)
+    registry = CollectorRegistry()
+    app.state.metrics = registry
+    _install_metrics(app, registry)
+    # The problems every signed-in route may answer with; routes add 409 and 412.
+    signed_in = problems.responses(401, 403, 404, 422, 503)
+    app.include_router(cases.router, prefix=API_PREFIX, responses=signed_in)
+    app.include_router(admin.router, prefix=API_PREFIX, responses=signed_in)
+    app.include_router(hooks.router, prefix=API_PREFIX, responses=signed_in)
+    app.include_router(hooks.feeds, responses=problems.responses(401, 422, 503))
+    app.include_router(ops.router)
+    return app
+
+
+def _templates(app: FastAPI) -> dict[Any, str]:
+    """Return each endpoint's full path template, router prefixes included.
+
+    The matched route in the request scope knows only its path within its
+    router (``/cases/{case}``) since FastAPI includes routers lazily.
+    """
+    try:
+        from fastapi.routing import iter_route_contexts  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - FastAPI before lazy router inclusion
+        routes: Iterable[Any] = app.routes
+    else:
+        routes = iter_route_contexts(app.routes)
+    return {
+        r.endpoint: r.path for r in routes if getattr(r, "endpoint", None) is not None
+    }
+
+
+def _install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+    templates: dict[Any, str] = {}
+    requests = Counter(
+        "rrm_http_requests",
+        "HTTP requests answered, by route and status.",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "rrm_http_request_seconds",
+        "Server time per request, by route.",
+        ["method", "route"],
+        registry=registry,
+        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.monotonic()
+        response = await call_next(request)
+        if not templates:
+            templates.update(_templates(app))
+        # The route's template, never the path: paths hold case references.
+        name = templates.get(request.scope.get("endpoint"), "(unmatched)")
+        requests.labels(request.method, name, str(response.status_code)).inc()
+        latency.labels(request.method, name).observe(time.monotonic() - started)
+        return response

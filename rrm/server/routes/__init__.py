@@ -1,0 +1,1 @@
+"""The case service's routes, one module per group of resources."""
