@@ -23,6 +23,11 @@ def test_example_runs(script: Path, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+    if script.name == "access_policy.py":
+        assert "refused: 'mallory' may not record" in done.stdout
+        assert "respondent_agrees by luis as respondent, proven by host-sso:luis" in (
+            done.stdout
+        )
     if script.name == "review_scenario.py":
         assert "chain intact: True" in done.stdout
         assert "[NOMINAL]" in done.stdout
