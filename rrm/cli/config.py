@@ -21,6 +21,22 @@ when it exists::
     supervisor_address = "supervisors@agency.example"
     fallback_address = "cases@agency.example"
     digest_hour = 7
+
+    [serve]                   # rrm serve
+    host = "0.0.0.0"
+    port = 8000
+    workers = 4
+    public_url = "https://rrm.agency.example"
+    grants = ["ustr:USTR:US", "respondent:SE::MX"]
+
+    [oidc]
+    issuer = "https://login.agency.example/realms/rrm"
+    audience = "rrm"
+    jwks_url = "https://login.agency.example/realms/rrm/protocol/openid-connect/certs"
+    roles_claim = "realm_access.roles"
+    agency_claim = "agency"
+    principal_claim = "preferred_username"
+    role_map = ["rrm-ustr=ustr", "rrm-supervisor=supervisor"]
 """
 
 from __future__ import annotations
@@ -52,6 +68,18 @@ KEYS: Final[Mapping[str, tuple[str, type]]] = {
     "alerts.supervisor_address": ("supervisor_address", str),
     "alerts.fallback_address": ("fallback_address", str),
     "alerts.digest_hour": ("digest_hour", int),
+    "serve.host": ("host", str),
+    "serve.port": ("port", int),
+    "serve.workers": ("workers", int),
+    "serve.public_url": ("public_url", str),
+    "serve.grants": ("grant", list),
+    "oidc.issuer": ("oidc_issuer", str),
+    "oidc.audience": ("oidc_audience", str),
+    "oidc.jwks_url": ("oidc_jwks_url", str),
+    "oidc.roles_claim": ("oidc_roles_claim", str),
+    "oidc.agency_claim": ("oidc_agency_claim", str),
+    "oidc.principal_claim": ("oidc_principal_claim", str),
+    "oidc.role_map": ("oidc_role_map", list),
 }
 _SECTIONS: Final = frozenset(k.partition(".")[0] for k in KEYS if "." in k)
 
@@ -83,16 +111,20 @@ def load_settings(path: Path | None) -> dict[str, Any]:
             flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
             flat[key] = value
-    settings: dict[str, Any] = {}
-    for key, value in flat.items():
-        if key not in KEYS:
-            known = ", ".join(KEYS)
-            raise InvalidInput(f"{path}", f"unknown setting {key!r}; settings: {known}")
-        name, kind = KEYS[key]
-        if type(value) is not kind:
-            raise InvalidInput(f"{path}", f"{key} must be {kind.__name__}")
-        settings[name] = value
-    return settings
+    return dict(_checked(path, key, value) for key, value in flat.items())
+
+
+def _checked(path: Path, key: str, value: Any) -> tuple[str, Any]:
+    """Return one setting's parameter name and value, if known and well typed."""
+    if key not in KEYS:
+        known = ", ".join(KEYS)
+        raise InvalidInput(f"{path}", f"unknown setting {key!r}; settings: {known}")
+    kind = KEYS[key][1]
+    if type(value) is not kind:
+        raise InvalidInput(f"{path}", f"{key} must be {kind.__name__}")
+    if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+        raise InvalidInput(f"{path}", f"{key} must be a list of text")
+    return KEYS[key][0], value
 
 
 def default_map(command: Any, settings: Mapping[str, Any]) -> dict[str, Any]:

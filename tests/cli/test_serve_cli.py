@@ -154,3 +154,50 @@ def _token_from(proc: subprocess.Popen[str]) -> str:
         if line.startswith("rrm_"):
             return line.strip()
     pytest.fail("no token printed")
+
+
+class TestServeConfig:
+    def test_serve_settings_come_from_rrm_toml(
+        self, tmp_path: Path, cli_env: None
+    ) -> None:
+        """The [serve] and [oidc] tables of rrm.toml reach rrm serve's options."""
+        from rrm.cli import app
+        from rrm.cli.config import default_map, load_settings
+
+        toml = tmp_path / "rrm.toml"
+        toml.write_text(
+            "[serve]\nport = 8123\nworkers = 2\ngrants = ['ustr:USTR:US']\n"
+            "[oidc]\nissuer = 'https://idp.example'\n"
+            "role_map = ['rrm-ustr=ustr']\n"
+        )
+        import typer.main
+
+        root = typer.main.get_command(app)
+        serve = default_map(root, load_settings(toml))["serve"]
+        assert serve == {
+            "port": 8123,
+            "workers": 2,
+            "grant": ["ustr:USTR:US"],
+            "oidc_issuer": "https://idp.example",
+            "oidc_role_map": ["rrm-ustr=ustr"],
+        }
+
+    def test_a_grants_list_of_numbers_is_refused(
+        self, tmp_path: Path, run: Any
+    ) -> None:
+        """A [serve] grants list that is not text is refused in one line."""
+        toml = tmp_path / "bad.toml"
+        toml.write_text("[serve]\ngrants = [1, 2]\n")
+        bad = run("--config", str(toml), "token", "list")
+        assert bad.code == 1
+        assert "serve.grants must be a list of text" in bad.err
+
+    def test_half_an_identity_provider_is_refused_before_listening(
+        self, tmp_path: Path, run: Any
+    ) -> None:
+        """An issuer without audience and JWKS is refused at start, in one line."""
+        db = f"sqlite:///{tmp_path / 'x.sqlite'}"
+        bad = run("serve", "--db", db, "--oidc-issuer", "https://idp.example")
+        assert bad.code == 1
+        assert "--oidc-audience" in bad.err
+        assert not (tmp_path / "x.sqlite").exists()
