@@ -1,12 +1,15 @@
 """Shared fixtures: the fake clock, bundled workflows, and databases per backend.
 
 PostgreSQL tests run when ``--rrm-postgres=URL`` (or ``RRM_TEST_POSTGRES``) names a
-server; each test gets a schema of its own, dropped afterwards, so runs never see
+server; each test gets a schema of its own (a module with a live server shares one,
+``module_backend`` and ``database_url_for``), dropped afterwards, so runs never see
 each other's rows.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import uuid
 from datetime import UTC, datetime
@@ -17,7 +20,7 @@ import pytest
 import structlog
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 # Monday 2025-01-06 15:00 UTC: a documented, ordinary working day in all three Parties.
@@ -59,24 +62,30 @@ def _postgres_url(request: pytest.FixtureRequest) -> str | None:
     return str(url) if url else None
 
 
-@pytest.fixture(
-    name="backend",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(name="backend", params=_BACKENDS)
 def _backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(name="db_url")
-def _db_url(backend: str, tmp_path: Path, postgres_url: str | None) -> Iterator[str]:
-    """A database URL for one test: a new SQLite file, or a new PostgreSQL schema.
+@pytest.fixture(name="module_backend", scope="module", params=_BACKENDS)
+def _module_backend(request: pytest.FixtureRequest) -> str:
+    """The backend of a database shared by one test module (a live server's)."""
+    return str(request.param)
+
+
+@contextlib.contextmanager
+def _database(backend: str, folder: Path, postgres_url: str | None) -> Iterator[str]:
+    """Yield a database URL: a new SQLite file in *folder*, or a new PostgreSQL schema.
 
     For PostgreSQL the schema rides in the URL's ``options`` query parameter
     (``-csearch_path=...``), which psycopg hands to the server, so every connection
-    RRM opens lands in the test's own schema.
+    RRM opens lands in that schema; it is dropped afterwards.
     """
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'rrm.sqlite'}"
+        yield f"sqlite:///{folder / 'rrm.sqlite'}"
         return
     assert postgres_url is not None
     import sqlalchemy as sa
@@ -92,6 +101,25 @@ def _db_url(backend: str, tmp_path: Path, postgres_url: str | None) -> Iterator[
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(name="database_url_for", scope="session")
+def _database_url_for(
+    postgres_url: str | None,
+) -> Callable[[str, Path], contextlib.AbstractContextManager[str]]:
+    """Open a database of any scope: ``with database_url_for(backend, folder) as url``."""
+    return functools.partial(_database, postgres_url=postgres_url)
+
+
+@pytest.fixture(name="db_url")
+def _db_url(
+    backend: str,
+    tmp_path: Path,
+    database_url_for: Callable[[str, Path], contextlib.AbstractContextManager[str]],
+) -> Iterator[str]:
+    """A database URL for one test: a new SQLite file, or a new PostgreSQL schema."""
+    with database_url_for(backend, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(name="clock")
