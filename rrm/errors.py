@@ -22,6 +22,7 @@ host can catch ``LookupError``, ``ValueError`` or ``PermissionError``::
     │   └── ConcurrencyConflict                           case_id, expected, actual
     ├── InvalidInput                  (also ValueError)   field, reason
     ├── NotAuthenticated                                  reason
+    ├── FeedNotFound                  (also LookupError)  feed_id
     ├── StorageError                                      wraps driver errors
     │   └── SchemaOutOfDate                               current vs head revision
     └── NotificationError                                 raised by notifier adapters
@@ -40,6 +41,7 @@ __all__ = [
     "DatabaseBusy",
     "DeadlineNotFound",
     "FacilityNotFound",
+    "FeedNotFound",
     "GuardRejected",
     "InvalidInput",
     "InvalidWorkflow",
@@ -298,6 +300,17 @@ class NotAuthenticated(RRMError):
             f"Not signed in: {reason}.",
             hint="Send a valid token: Authorization: Bearer <token>.",
         )
+
+
+class FeedNotFound(RRMError, LookupError):
+    """No calendar feed with that id exists.
+
+    .. versionadded:: 0.3.0
+    """
+
+    def __init__(self, feed_id: str) -> None:
+        self.feed_id = feed_id
+        super().__init__(f"No calendar feed {feed_id!r} exists.")
 
 
 class StorageError(RRMError):

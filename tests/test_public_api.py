@@ -43,6 +43,7 @@ EXPECTED = {
     "ExtendDeadline",
     "Facility",
     "FacilityNotFound",
+    "FeedNotFound",
     "FireEvent",
     "Grant",
     "GuardRejected",

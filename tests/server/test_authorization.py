@@ -358,7 +358,7 @@ ENDPOINTS = (
 PUBLIC = (
     ("GET", f"{V1}/openapi.json"),
     ("GET", f"{V1}/docs"),
-    ("GET", "/docs/oauth2-redirect"),
+    ("GET", f"{V1}/docs/oauth2-redirect"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -277,3 +277,11 @@ class TestRevocation:
         forged = path[: path.index(".") + 1] + "A" * 43 + ".ics"
 
         assert live.call("GET", forged).status_code == 401
+
+    def test_revoking_an_unknown_feed_is_not_found(self, live, officer):
+        """Revoking a feed id that does not exist answers 404 problem details."""
+        missing = live.call("DELETE", f"{V1}/feeds/0123456789abcdef", officer.token)
+
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["error"] == "FeedNotFound"

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from rrm.adapters.email.ics import FeedEvent, feed_ics
-from rrm.errors import InvalidInput
+from rrm.errors import FeedNotFound
 from rrm.server.context import Caller, Reader, service
 from rrm.server.models import FeedBody, WebhookBody
 from rrm.service import credentials as creds
@@ -211,7 +211,7 @@ def revoke_feed(request: Request, principal: Caller, feed_id: str) -> Response:
     svc = service(request)
     found = svc.credentials.feed(feed_id)
     if found is None:
-        raise InvalidInput("feed_id", "no such calendar feed")
+        raise FeedNotFound(feed_id)
     _feed_owner(request, principal, found[0].officer_id)
     svc.credentials.revoke_feed(feed_id, svc.engine.clock.now())
     return Response(status_code=204)
