@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import uuid
 from collections.abc import Callable, Iterable
@@ -173,6 +174,19 @@ class CaseEngine:
     def _now(self) -> datetime:
         # One reading per use case, normalised: the history hash covers UTC text.
         return require_aware("now", self.clock.now()).astimezone(UTC)
+
+    def with_authorizer(self, authorizer: Authorizer) -> CaseEngine:
+        """Return an engine on the same storage and settings, another authorizer.
+
+        The case service replays an administrator's import this way: each step
+        is recorded under the actor its document names, authorized by the
+        administrator's permission checked before.
+
+        .. versionadded:: 0.3.0
+        """
+        twin = copy.copy(self)
+        twin.authorizer = authorizer
+        return twin
 
     @property
     def uow_factory(self) -> UnitOfWorkFactory:

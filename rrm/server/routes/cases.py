@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -31,7 +30,7 @@ from rrm.server.models import (
     OfficerBody,
     OpenCaseBody,
 )
-from rrm.server.problems import responses
+from rrm.server.problems import problem, responses
 from rrm.service.access import Action, HostCheck
 from rrm.service.engine import CaseEngine
 from rrm.service.transfer import export_case, import_cases
@@ -80,8 +79,6 @@ def _precondition(call: Any, if_match: str | None, request: Request) -> Any:
     except errors.ConcurrencyConflict as exc:
         if if_match is None or isinstance(exc, errors.StaleCopy):
             raise
-        from rrm.server.problems import problem  # noqa: PLC0415 - one use
-
         return problem(
             412,
             "Precondition failed",
@@ -520,9 +517,7 @@ def import_documents(
     # A replay records each step under the actor and role its document names,
     # with no principal of this service; the administrator's permission, just
     # checked, is what authorizes it, so it runs under the host's own check.
-    replay = copy.copy(engine)
-    replay.authorizer = HostCheck()
-    report = import_cases(replay, documents)
+    report = import_cases(engine.with_authorizer(HostCheck()), documents)
     return {
         "cases": [
             {
