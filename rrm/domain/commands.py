@@ -67,7 +67,10 @@ class OpenCase:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FireEvent:
-    """Record an event on a case; ``at`` records one that happened earlier."""
+    """Record an event on a case; ``at`` records one that happened earlier.
+
+    ``case_id`` is the case's id or, since 0.3.0, its external reference.
+    """
 
     case_id: str
     event: str

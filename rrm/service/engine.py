@@ -509,11 +509,19 @@ class CaseEngine:
             uow.outbox.count_alerts(("dead",))
 
     def role_for(
-        self, case: Case, event: str, *, principal: Principal | None = None
+        self,
+        case: Case,
+        event: str,
+        *,
+        principal: Principal | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
         """Return the one role *principal* may record *event* in on *case* now.
 
-        For callers that do not say which role they act in.
+        For callers that do not say which role they act in. A retry of a
+        command already recorded under *idempotency_key* finds the case moved
+        on, where the event may no longer be possible: it gets the role it was
+        recorded in, and :meth:`fire` answers it with the case as it is.
 
         Raises:
             TransitionNotAllowed: The event is not possible in the case's state.
@@ -522,6 +530,12 @@ class CaseEngine:
 
         .. versionadded:: 0.3.0
         """
+        if idempotency_key is not None:
+            key = validation.text("idempotency_key", idempotency_key)
+            with self._uow(read_only=True) as uow:
+                seen = uow.cases.entry_by_idempotency_key(case.case_id, key)
+            if seen is not None:
+                return seen.role
         spec = self.workflows.get(case.workflow_id, case.workflow_version)
         possible = [t.event for t in spec.transitions_from(case.state)]
         if spec.states[case.state].terminal or event not in possible:

@@ -407,6 +407,10 @@ def fire_event(
     _check_fire(cmd)
     case = uow.cases.get(cmd.case_id, lock=True, cached=cached)
     if case is None:
+        # An external reference names the case as well as its id does.
+        named = uow.cases.get_by_ref(cmd.case_id)
+        case = uow.cases.get(named.case_id, lock=True) if named is not None else None
+    if case is None:
         raise CaseNotFound(cmd.case_id)
     _, via = gate.actor(cmd.actor)
     gate.check(Action.FIRE, cmd.role, case)

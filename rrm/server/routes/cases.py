@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from rrm import errors
-from rrm.domain.access import Principal
-from rrm.domain.case import Case, Facility, Officer, Party, Petitioner
+from rrm.domain.case import Facility, Officer, Party, Petitioner
 from rrm.domain.commands import (
     AssignOfficers,
     Claim,
@@ -32,7 +31,6 @@ from rrm.server.models import (
 )
 from rrm.server.problems import problem, responses
 from rrm.service.access import Action, HostCheck
-from rrm.service.engine import CaseEngine
 from rrm.service.transfer import export_case, import_cases
 from rrm.views import case_json, deadline_json, entry_json, timeline_svg
 from rrm.views.actions import available_json
@@ -267,10 +265,15 @@ def fire(
 ) -> Any:
     """Record an event as the signed-in principal; the case after it."""
     engine = service(request).engine
-    found = engine.get(case)
-    role = body.role or _role_for(engine, found, body.event, principal, idempotency_key)
+    role = body.role
+    if role is None:
+        found = engine.get(case)
+        case = found.case_id
+        role = engine.role_for(
+            found, body.event, principal=principal, idempotency_key=idempotency_key
+        )
     cmd = FireEvent(
-        case_id=found.case_id,
+        case_id=case,
         event=body.event,
         actor=principal.principal_id,
         role=role,
@@ -286,32 +289,6 @@ def fire(
     if isinstance(result, Response):
         return result
     return _case_doc(request, result, response)
-
-
-def _role_for(
-    engine: CaseEngine, case: Case, event: str, principal: Principal, key: str | None
-) -> str:
-    """Return the role the caller acts in when it did not say.
-
-    A retry of a request already recorded (same ``Idempotency-Key``) finds the
-    case moved on, where the event may no longer be possible: it keeps the role
-    it was recorded in, and the engine answers it with the case as it is.
-    """
-    try:
-        role = engine.role_for(case, event, principal=principal)
-    except (errors.TransitionNotAllowed, errors.NotPermitted):
-        seen = (
-            next(
-                (e for e in engine.history(case.case_id) if e.idempotency_key == key),
-                None,
-            )
-            if key is not None
-            else None
-        )
-        if seen is None:
-            raise
-        role = seen.role
-    return role
 
 
 @router.get("/cases/{case}/history", summary="A case's history")
