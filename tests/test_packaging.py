@@ -45,7 +45,7 @@ class TestWheel:
         assert tops == {"rrm"}
 
     def test_data_trees_ship_inside_rrm(self, wheel):
-        """Workflow definitions, calendars, the lock and migrations ship under rrm/_data."""
+        """Workflows, calendars, the lock and migrations ship under rrm/_data; the OpenAPI document beside its module."""
         names = set(zipfile.ZipFile(wheel).namelist())
         for expected in (
             "rrm/_data/workflows/usmca-31a/v1.toml",
@@ -55,6 +55,7 @@ class TestWheel:
             "rrm/_data/workflows/calendars/mx-federal.toml",
             "rrm/_data/migrations/env.py",
             "rrm/_data/migrations/versions/0001_initial.py",
+            "rrm/server/openapi.json",
             "rrm/py.typed",
         ):
             assert expected in names

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from rrm import errors
 
@@ -164,13 +165,30 @@ def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # noqa: PLR2004
+        headers["Allow"] = _allowed(request)
     return problem(
         exc.status_code,
         _TITLES.get(exc.status_code, "Request refused"),
         str(exc.detail),
         instance=request.url.path,
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
+
+
+def _allowed(request: Request) -> str:
+    """Return every method of the requested path, for a 405's ``Allow``.
+
+    Starlette names only the methods of the first route whose path matched; a
+    path such as ``/api/v1/webhooks`` has one route per method.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        found, _ = route.matches(request.scope)
+        if found is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -213,6 +231,7 @@ class Problem(BaseModel):
 
 
 _MEANING = {
+    400: "The body is not JSON text (UTF-8).",
     401: "No credential, or one that does not verify.",
     403: "The principal may not do this: it does not hold the role, or not on "
     "this case.",
@@ -235,15 +254,16 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     Args:
         statuses: The error statuses the route may answer with.
     """
-    ref = {"$ref": "#/components/schemas/Problem"}
-    declared: dict[int | str, dict[str, Any]] = {}
-    for status in statuses:
-        declared[status] = {
-            "description": _MEANING[status],
-            "content": {PROBLEM: {"schema": ref}},
-        }
-        if status in _HEADERS:
-            declared[status]["headers"] = _HEADERS[status]
+    return {status: _response(status) for status in statuses}
+
+
+def _response(status: int) -> dict[str, Any]:
+    declared: dict[str, Any] = {
+        "description": _MEANING[status],
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if status in _HEADERS:
+        declared["headers"] = _HEADERS[status]
     return declared
 
 
@@ -261,6 +281,12 @@ def _document(app: FastAPI) -> None:
             found = doc.setdefault("components", {}).setdefault("schemas", {})
             found.update(schema.pop("$defs", {}))
             found["Problem"] = schema
+            # FastAPI answers a body it cannot decode with 400, on every route
+            # that takes one.
+            for path in doc.get("paths", {}).values():
+                for operation in path.values():
+                    if "requestBody" in operation:
+                        operation["responses"]["400"] = _response(400)
         return doc
 
     # FastAPI's documented way to extend the generated document.
