@@ -4,7 +4,9 @@
 
 B1 fire throughput vs plain sqlite3, B2 tick at scale, B3 deadline calculator,
 B4 import, B5 PostgreSQL with 1, 2 and 4 worker processes and many writers on one
-case (only with --postgres; skipped otherwise), A alerts sent per second
+case (only with --postgres; skipped otherwise), B6 fires through the HTTP API of
+``rrm serve`` with 1 and 2 server processes beside engine.fire, and p50/p99 at 100
+requests/s (only with --postgres), A alerts sent per second
 (tests/bench/bench_alerts.py). Figures are
 medians over repeats measured in this run; a missed target prints "no" and does not
 fail the run, but an error in a benchmark does (exit status 1, after the table).
@@ -61,6 +63,7 @@ def alerts(*, quick: bool, postgres: bool) -> list[Row]:
 
 
 def benchmarks(args: argparse.Namespace) -> dict:
+    import bench_api
     import bench_b5
     import bench_calculator
     import bench_fire
@@ -74,12 +77,17 @@ def benchmarks(args: argparse.Namespace) -> dict:
         "B3": lambda: bench_calculator.run(quick=q),
         "B4": lambda: bench_import.run(quick=q, huge=args.huge),
         "B5": lambda: bench_b5.run(quick=q) if args.postgres else _skip_b5(),
+        "B6": lambda: bench_api.run(quick=q) if args.postgres else _skip_pg("B6"),
         "A": lambda: alerts(quick=q, postgres=args.postgres),
     }
 
 
 def _skip_b5() -> list[Row]:
     raise Skipped(f"needs PostgreSQL; pass --postgres to run it against {PG}")
+
+
+def _skip_pg(name: str) -> list[Row]:
+    raise Skipped(f"{name} needs PostgreSQL; pass --postgres to run it against {PG}")
 
 
 def fmt(value: float | None) -> str:
@@ -124,7 +132,7 @@ def main() -> int:
     parser.add_argument(
         "--postgres",
         action="store_true",
-        help="also PostgreSQL (B2, A; B5 needs it) at common.PG",
+        help="also PostgreSQL (B2, A; B5 and B6 need it) at common.PG",
     )
     parser.add_argument(
         "--huge", action="store_true", help="add B2 at 1M open deadlines"
