@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from rrm import errors
+from rrm.domain.access import Principal
 from rrm.domain.case import Facility, Officer, Party, Petitioner
 from rrm.domain.commands import (
     AssignOfficers,
@@ -365,6 +366,27 @@ def extend(
     return _deadline_change(request, response, cmd, principal, if_match)
 
 
+def _toll(
+    request: Request,
+    response: Response,
+    principal: Principal,
+    case: str,
+    key: str,
+    body: DeadlineChangeBody,
+    if_match: str | None,
+    kind: type[PauseDeadline | ResumeDeadline],
+) -> Any:
+    cmd = kind(
+        case_id=service(request).engine.get(case).case_id,
+        key=key,
+        actor=principal.principal_id,
+        role=body.role,
+        reason=body.reason,
+        expected_version=_expected(if_match),
+    )
+    return _deadline_change(request, response, cmd, principal, if_match)
+
+
 @router.post(
     "/cases/{case}/deadlines/{key}/pause",
     summary="Pause a deadline",
@@ -380,16 +402,7 @@ def pause(
     if_match: IfMatch = None,
 ) -> Any:
     """Toll (pause) an open deadline (reason required)."""
-    found = service(request).engine.get(case)
-    cmd = PauseDeadline(
-        case_id=found.case_id,
-        key=key,
-        actor=principal.principal_id,
-        role=body.role,
-        reason=body.reason,
-        expected_version=_expected(if_match),
-    )
-    return _deadline_change(request, response, cmd, principal, if_match)
+    return _toll(request, response, principal, case, key, body, if_match, PauseDeadline)
 
 
 @router.post(
@@ -407,16 +420,9 @@ def resume(
     if_match: IfMatch = None,
 ) -> Any:
     """Resume a paused deadline; it moves later by the days it was paused."""
-    found = service(request).engine.get(case)
-    cmd = ResumeDeadline(
-        case_id=found.case_id,
-        key=key,
-        actor=principal.principal_id,
-        role=body.role,
-        reason=body.reason,
-        expected_version=_expected(if_match),
+    return _toll(
+        request, response, principal, case, key, body, if_match, ResumeDeadline
     )
-    return _deadline_change(request, response, cmd, principal, if_match)
 
 
 @router.post("/cases/{case}/officers", summary="Assign officers", responses=_CHANGE)
