@@ -196,8 +196,8 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(
         500,
         "Internal error",
-        "The service failed unexpectedly; nothing is known to have been written. "
-        "The error has been logged.",
+        "The service failed unexpectedly and logged the error. Read the case "
+        "again before you repeat a change; a change is written whole or not at all.",
         instance=request.url.path,
     )
 
