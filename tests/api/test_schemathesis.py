@@ -21,7 +21,8 @@ Settings, by environment variable:
 
 - ``RRM_SCHEMATHESIS_EXAMPLES``: examples per operation in the fuzzing phase.
   CI default 3: about 1,500 requests per backend and token, about 10 s each.
-  The full setting, about 10,000 requests per backend and token (3-4 min each)::
+  The full setting, about 12,000 requests per backend and token (2-3 min each on
+  two cores)::
 
       RRM_SCHEMATHESIS_EXAMPLES=250 pytest tests/api/test_schemathesis.py -s
 
