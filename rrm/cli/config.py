@@ -73,6 +73,7 @@ KEYS: Final[Mapping[str, tuple[str, type]]] = {
     "serve.workers": ("workers", int),
     "serve.public_url": ("public_url", str),
     "serve.grants": ("grant", list),
+    "serve.token_cache_seconds": ("token_cache_seconds", float),
     "oidc.issuer": ("oidc_issuer", str),
     "oidc.audience": ("oidc_audience", str),
     "oidc.jwks_url": ("oidc_jwks_url", str),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rrm._version import __version__
 from rrm.server import problems
@@ -16,7 +17,7 @@ from rrm.server.routes import admin, cases, hooks, ops
 from rrm.server.settings import ServerSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Iterable
 
     from rrm.service.credentials import CredentialStore
     from rrm.service.engine import CaseEngine
@@ -94,7 +95,6 @@ def _templates(app: FastAPI) -> dict[Any, str]:
 
 
 def _install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
-    templates: dict[Any, str] = {}
     requests = Counter(
         "rrm_http_requests",
         "HTTP requests answered, by route and status.",
@@ -109,16 +109,46 @@ def _install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
         buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     )
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    app.add_middleware(_Metrics, requests=requests, latency=latency, app_ref=app)
+
+
+class _Metrics:
+    """Counts and times every request (a plain ASGI middleware: no extra task)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        requests: Counter,
+        latency: Histogram,
+        app_ref: FastAPI,
+    ) -> None:
+        self.app = app
+        self._requests = requests
+        self._latency = latency
+        self._root = app_ref
+        self._templates: dict[Any, str] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.monotonic()
-        response = await call_next(request)
-        if not templates:
-            templates.update(_templates(app))
-        # The route's template, never the path: paths hold case references.
-        name = templates.get(request.scope.get("endpoint"), "(unmatched)")
-        requests.labels(request.method, name, str(response.status_code)).inc()
-        latency.labels(request.method, name).observe(time.monotonic() - started)
-        return response
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if not self._templates:
+                self._templates.update(_templates(self._root))
+            # The route's template, never the path: paths hold case references.
+            name = self._templates.get(scope.get("endpoint"), "(unmatched)")
+            method = scope["method"]
+            self._requests.labels(method, name, str(status)).inc()
+            self._latency.labels(method, name).observe(time.monotonic() - started)

@@ -14,7 +14,11 @@ import structlog
 
 from rrm.domain.access import Principal
 from rrm.errors import NotAuthenticated
-from rrm.service.credentials import CredentialStore, authenticate_token
+from rrm.service.credentials import (
+    CredentialStore,
+    authenticate_token,
+    cached_principal,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -57,6 +61,21 @@ class Authenticator:
             if oidc is not None
             else None
         )
+
+    def from_memory(self, header: str | None, *, now: datetime) -> Principal | None:
+        """Return the principal of an API token held in memory, without I/O.
+
+        ``None`` means the credential needs :meth:`authenticate` (a token not
+        held, a JWT, or no credential at all).
+
+        Raises:
+            NotAuthenticated: A held token that is revoked, expired or wrong.
+        """
+        scheme, _, credential = (header or "").partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential.startswith("rrm_"):
+            return None
+        return cached_principal(self._credentials, credential, now=now)
 
     def authenticate(self, header: str | None, *, now: datetime) -> Principal:
         """Return the principal a ``Bearer`` credential proves.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rrm.domain.access import Principal
@@ -45,21 +46,27 @@ _bearer = HTTPBearer(
 )
 
 
-def _principal(
+async def _principal(
     request: Request,
     _bearer_credentials: Annotated[
         HTTPAuthorizationCredentials | None, Security(_bearer)
     ],
 ) -> Principal:
     svc = service(request)
-    principal = svc.authenticator.authenticate(
-        request.headers.get("authorization"), now=svc.engine.clock.now()
-    )
+    header = request.headers.get("authorization")
+    now = svc.engine.clock.now()
+    # On the event loop when the token is in memory (no I/O); otherwise in the
+    # thread pool: a database read or a JWKS fetch must not stall the loop.
+    principal = svc.authenticator.from_memory(header, now=now)
+    if principal is None:
+        principal = await run_in_threadpool(
+            svc.authenticator.authenticate, header, now=now
+        )
     request.state.principal_id = principal.principal_id
     return principal
 
 
-def _reader(
+async def _reader(
     principal: Annotated[Principal, Depends(_principal)], request: Request
 ) -> Principal:
     if not service(request).engine.authorizer.may_read(principal):

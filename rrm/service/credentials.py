@@ -28,6 +28,7 @@ __all__ = [
     "CredentialStore",
     "authenticate_feed",
     "authenticate_token",
+    "cached_principal",
     "create_feed",
     "create_token",
     "parse_duration",
@@ -81,6 +82,10 @@ class CredentialStore(Protocol):
 
     def token(self, token_id: str) -> tuple[ApiToken, str] | None:
         """Return a token and its secret's hash, or ``None``."""
+        ...
+
+    def cached_token(self, token_id: str) -> tuple[ApiToken, str] | None:
+        """Return a token this process read recently, without any I/O, or ``None``."""
         ...
 
     def tokens(self, principal: str | None = None) -> list[ApiToken]:
@@ -191,11 +196,34 @@ def authenticate_token(
     m = _TOKEN.fullmatch(text)
     if m is None:
         raise NotAuthenticated("the token is malformed")
-    found = store.token(m.group(1))
+    return _proven(store.token(m.group(1)), m.group(2), now=now)
+
+
+def cached_principal(
+    store: CredentialStore, text: str, *, now: datetime
+) -> Principal | None:
+    """Return the principal of a token the store holds in memory, else ``None``.
+
+    Does no I/O, so an event loop may call it; ``None`` means "ask
+    :func:`authenticate_token`", not "refused".
+
+    Raises:
+        NotAuthenticated: The token is held but revoked, expired or wrong.
+    """
+    m = _TOKEN.fullmatch(text)
+    found = store.cached_token(m.group(1)) if m is not None else None
+    if m is None or found is None:
+        return None
+    return _proven(found, m.group(2), now=now)
+
+
+def _proven(
+    found: tuple[ApiToken, str] | None, secret: str, *, now: datetime
+) -> Principal:
     if found is None:
         raise NotAuthenticated("the token is not valid")
     token, digest = found
-    if not hmac.compare_digest(digest, _hash(m.group(2))) or not token.active(now):
+    if not hmac.compare_digest(digest, _hash(secret)) or not token.active(now):
         raise NotAuthenticated("the token is not valid")
     return Principal(
         principal_id=token.principal,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 __all__ = ["SqlCredentialStore"]
+
+# Tokens kept at most per process; the cache is emptied when it is full.
+_MAX_CACHED = 10_000
 
 
 def _token(row: Any) -> ApiToken:
@@ -44,10 +49,20 @@ def _feed(row: Any) -> CalendarFeed:
 
 
 class SqlCredentialStore:
-    """Tokens and feeds in ``rrm_api_token`` and ``rrm_calendar_feed``."""
+    """Tokens and feeds in ``rrm_api_token`` and ``rrm_calendar_feed``.
 
-    def __init__(self, engine: sa.Engine) -> None:
+    With *token_cache_seconds*, a token read for a request is kept that long in
+    this process, so a busy service does not read it on every request. A
+    revocation through this store takes effect at once here; one made by another
+    process (``rrm token revoke``) within that many seconds. Expiry is still
+    checked on every request.
+    """
+
+    def __init__(self, engine: sa.Engine, *, token_cache_seconds: float = 0) -> None:
         self._engine = engine
+        self._ttl = token_cache_seconds
+        self._cached: dict[str, tuple[float, tuple[ApiToken, str] | None]] = {}
+        self._lock = threading.Lock()
 
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
@@ -76,13 +91,32 @@ class SqlCredentialStore:
                 )
             )
 
+    def cached_token(self, token_id: str) -> tuple[ApiToken, str] | None:
+        """Return a token read less than the cache's time ago, without I/O."""
+        if self._ttl <= 0:
+            return None
+        with self._lock:
+            hit = self._cached.get(token_id)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return hit[1]
+        return None
+
     def token(self, token_id: str) -> tuple[ApiToken, str] | None:
         """Return a token and its secret's hash, or ``None``."""
+        hit = self.cached_token(token_id)
+        if hit is not None:
+            return hit
         with self._begin() as conn:
             row = conn.execute(
                 sa.select(API_TOKEN).where(API_TOKEN.c.token_id == token_id)
             ).first()
-        return (_token(row), row.secret_hash) if row is not None else None
+        found = (_token(row), row.secret_hash) if row is not None else None
+        if self._ttl > 0 and found is not None:
+            with self._lock:
+                if len(self._cached) >= _MAX_CACHED:
+                    self._cached.clear()
+                self._cached[token_id] = (time.monotonic(), found)
+        return found
 
     def tokens(self, principal: str | None = None) -> list[ApiToken]:
         """Return tokens (of one principal), newest first."""
@@ -96,6 +130,8 @@ class SqlCredentialStore:
 
     def revoke_token(self, token_id: str, at: datetime) -> bool:
         """Revoke a token; False if there is none or it was already revoked."""
+        with self._lock:
+            self._cached.pop(token_id, None)
         with self._begin() as conn:
             done = conn.execute(
                 sa.update(API_TOKEN)
