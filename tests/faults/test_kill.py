@@ -68,6 +68,9 @@ MAX_DELAY = float(os.environ.get("RRM_FAULT_MAX_DELAY", "1.5"))
 # Waits for a process, never for a deadline.
 START_TIMEOUT = 60.0
 FINAL_TIMEOUT = 300.0
+# The final run goes on to this step at least (11 simulated hours each, ~137
+# days): enough for deadlines to lapse however few steps the kill loop made.
+MIN_STEPS = 300
 UNSETTLED = ("pending", "failed", "sending", "dead")
 
 
@@ -149,7 +152,11 @@ def kill_loop(base: list[str], folder: Path, note: str) -> Counter[str]:
 
 def final_run(base: list[str], folder: Path, note: str) -> dict[str, Any]:
     """Run the driver to completion (no kill); return its summary."""
-    final = start([*base, "--final", "--steps", "0"], folder, "final")
+    final = start(
+        [*base, "--final", "--steps", "0", "--until-step", str(MIN_STEPS)],
+        folder,
+        "final",
+    )
     try:
         final.proc.wait(FINAL_TIMEOUT)
     except subprocess.TimeoutExpired:

@@ -75,7 +75,9 @@ class TestTokenCache:
         auth = Authenticator(store, None)
         text = _issue(store)
         auth.authenticate(f"Bearer {text}", now=NOW)
-        forged = text[: text.rindex("_") + 1] + "A" * 43
+        # rrm_<16 hex>_<secret>: the secret itself may hold "_".
+        forged = text[: len("rrm_") + 16 + 1] + "A" * 43
+        assert forged != text
 
         with pytest.raises(NotAuthenticated):
             auth.from_memory(f"Bearer {forged}", now=NOW)
