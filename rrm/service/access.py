@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Protocol, final
 from rrm.errors import NotPermitted
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
     from rrm.domain.access import Principal
     from rrm.domain.case import Case
 
 __all__ = [
     "DEFAULT_ACTION_ROLES",
+    "MANAGERS",
     "OPEN_GATE",
     "AccessPolicy",
     "Action",
@@ -71,6 +72,9 @@ DEFAULT_ACTION_ROLES: Mapping[Action, tuple[str, ...]] = {
     Action.IMPORT: ("admin",),
     Action.AUDIT: ("admin", "supervisor"),
 }
+
+#: The roles that may manage what is not theirs (another's alert, feed, export).
+MANAGERS: tuple[str, ...] = ("admin", "supervisor")
 
 # Roles that are not bound to one case: they act deployment-wide.
 _GLOBAL_ROLES = frozenset({"admin"})
@@ -259,6 +263,26 @@ class Gate:
                 f"the command names the actor {actor!r}",
             )
         return actor, self.principal.via
+
+    def check_any(self, action: Action, roles: Sequence[str], case: Case | None) -> str:
+        """Authorize *action* in the first of *roles* that is allowed; return it.
+
+        For management actions several roles may take (``admin`` or
+        ``supervisor``): the caller need not say which it acts in.
+
+        Raises:
+            NotPermitted: None of them is allowed (the reason of the first).
+        """
+        first: NotPermitted | None = None
+        for role in roles:
+            try:
+                self.check(action, role, case)
+            except NotPermitted as refused:
+                first = first or refused
+                continue
+            return role
+        assert first is not None  # noqa: S101 - roles is never empty
+        raise first
 
     def roles_on(self, case: Case, roles: Iterable[str]) -> list[str]:
         """Return those of *roles* this gate's principal may act in on *case*."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, final
@@ -32,7 +32,7 @@ from rrm.errors import (
     TransitionNotAllowed,
 )
 from rrm.service import alerting, handlers, validation
-from rrm.service.access import Action, Authorizer, Gate, HostCheck
+from rrm.service.access import MANAGERS, Action, Authorizer, Gate, HostCheck
 from rrm.service.alerting import AlertSettings, TickReport
 from rrm.service.delivery import Delivery, deliver
 from rrm.service.ports import (
@@ -198,16 +198,32 @@ class CaseEngine:
         return Gate(self.authorizer, principal)
 
     def authorize(
-        self, principal: Principal | None, action: Action, role: str = ""
-    ) -> None:
-        """Check an action that concerns no one case (alerts, webhooks, tokens).
+        self,
+        principal: Principal | None,
+        action: Action,
+        roles: str | Sequence[str] = MANAGERS,
+        *,
+        case: Case | None = None,
+    ) -> str:
+        """Check a management action (alerts, webhooks, feeds, export, audit).
+
+        Args:
+            principal: Who asks.
+            action: What it asks to do.
+            roles: The role to act in, or roles to try in order (the first
+                allowed is used); by default ``admin``, then ``supervisor``.
+            case: The case the action concerns, if one.
+
+        Returns:
+            The role the action is allowed in.
 
         Raises:
-            NotPermitted: If the authorizer refuses it.
+            NotPermitted: If the authorizer refuses every role.
 
         .. versionadded:: 0.3.0
         """
-        self.authorizer.authorize(principal, action=action, role=role, case=None)
+        choices = (roles,) if isinstance(roles, str) else tuple(roles)
+        return self.gate(principal).check_any(action, choices, case)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Add a callback that receives domain events after each commit."""
@@ -763,18 +779,28 @@ class CaseEngine:
         with self._uow(read_only=True) as uow:
             return uow.outbox.alerts(query)
 
-    def acknowledge(self, alert_id: str, *, officer_id: str) -> Alert:
+    def acknowledge(
+        self, alert_id: str, *, officer_id: str, principal: Principal | None = None
+    ) -> Alert:
         """Record that an officer has seen an alert (its recipient or a supervisor).
+
+        With a *principal*, an acknowledgement (recorded once) is the
+        recipient's own, or that of a supervisor of the case or an administrator.
 
         Raises:
             AlertNotFound: If no such alert exists.
             InvalidInput: If *officer_id* is empty.
+            NotPermitted: If the principal may not take this acknowledgement.
         """
         officer = validation.text("officer_id", officer_id)
         alert_id = validation.text("alert_id", alert_id)
         with self._uow() as uow:
-            if uow.outbox.alert(alert_id) is None:
+            alert = uow.outbox.alert(alert_id)
+            if alert is None:
                 raise AlertNotFound(alert_id)
+            if principal is not None and alert.recipient_id != officer:
+                case = uow.cases.get(alert.case_id) if alert.case_id else None
+                self.authorize(principal, Action.ACKNOWLEDGE_ALERT, case=case)
             uow.outbox.acknowledge(alert_id, officer_id=officer, at=self._now())
             acked = uow.outbox.alert(alert_id)
             uow.commit()
