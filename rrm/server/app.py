@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rrm._version import __version__
-from rrm.server import problems
+from rrm.server import console, problems
 from rrm.server.auth import Authenticator
 from rrm.server.context import Service
 from rrm.server.routes import admin, cases, hooks, ops
@@ -74,6 +74,7 @@ def create_app(
     app.include_router(hooks.router, prefix=API_PREFIX, responses=signed_in)
     app.include_router(hooks.feeds, responses=problems.responses(401, 422, 503))
     app.include_router(ops.router)
+    console.install(app, settings)
     return app
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from rrm.server.settings import OidcSettings
 
-__all__ = ["Authenticator"]
+__all__ = ["Authenticator", "principal_from_claims"]
 
 log = structlog.get_logger("rrm.server.auth")
 
@@ -128,17 +128,32 @@ class Authenticator:
         nbf = claims.get("nbf")
         if isinstance(nbf, int | float) and now.timestamp() < nbf - _LEEWAY_S:
             raise NotAuthenticated("the token is not valid yet")
-        subject = claims.get(oidc.principal_claim)
-        if not isinstance(subject, str) or not subject:
-            raise NotAuthenticated("the token names no principal")
-        provider_roles = _strings(_claim(claims, oidc.roles_claim))
-        if oidc.role_map:
-            roles = {r for p in provider_roles for r in oidc.role_map.get(p, ())}
-        else:
-            roles = set(provider_roles)
-        return Principal(
-            principal_id=subject,
-            roles=frozenset(roles),
-            agencies=frozenset(_strings(_claim(claims, oidc.agency_claim))),
-            via=f"oidc:{oidc.issuer}",
-        )
+        return principal_from_claims(claims, oidc)
+
+
+def principal_from_claims(claims: dict[str, Any], oidc: OidcSettings) -> Principal:
+    """Return the principal that verified claims of *oidc*'s provider name.
+
+    Roles come from the configured claim through the role map; the agency from
+    its claim. The claims must already be verified (signature, issuer, audience,
+    expiry).
+
+    Raises:
+        NotAuthenticated: The claims name no principal.
+    """
+    subject = claims.get(oidc.principal_claim)
+    if not isinstance(subject, str) or not subject:
+        raise NotAuthenticated("the token names no principal")
+    provider_roles = _strings(_claim(claims, oidc.roles_claim))
+    if oidc.role_map:
+        roles = {r for p in provider_roles for r in oidc.role_map.get(p, ())}
+    else:
+        roles = set(provider_roles)
+    name = claims.get("name")
+    return Principal(
+        principal_id=subject,
+        roles=frozenset(roles),
+        agencies=frozenset(_strings(_claim(claims, oidc.agency_claim))),
+        via=f"oidc:{oidc.issuer}",
+        name=name if isinstance(name, str) else "",
+    )

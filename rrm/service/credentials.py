@@ -25,16 +25,21 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiToken",
     "CalendarFeed",
+    "ConsoleSession",
     "CredentialStore",
     "authenticate_feed",
     "authenticate_token",
     "cached_principal",
     "create_feed",
     "create_token",
+    "end_session",
+    "open_session",
     "parse_duration",
+    "session_principal",
 ]
 
 _TOKEN = re.compile(r"rrm_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+_SESSION = re.compile(r"([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 _FEED = re.compile(r"([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 _DURATION = re.compile(r"(\d{1,5})([dhm])")
 _ROLE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
@@ -71,6 +76,33 @@ class CalendarFeed:
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleSession:
+    """A signed-in console session (its secret lives only in the cookie).
+
+    Attributes:
+        token_id: The API token it was opened with, if any: revoking the token
+            ends the session.
+        via: The credential that proved the principal (``token:<id>`` or
+            ``oidc:<issuer>``), recorded on every change made in the session.
+    """
+
+    session_id: str
+    principal: str
+    roles: tuple[str, ...]
+    agencies: tuple[str, ...]
+    via: str
+    name: str
+    token_id: str | None
+    created_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        """True while the session is neither ended nor expired."""
+        return self.ended_at is None and now < self.expires_at
 
 
 class CredentialStore(Protocol):
@@ -110,6 +142,18 @@ class CredentialStore(Protocol):
 
     def revoke_feed(self, feed_id: str, at: datetime) -> bool:
         """Revoke a feed; False if there is none or it was already revoked."""
+        ...
+
+    def add_session(self, session: ConsoleSession, secret_hash: str) -> None:
+        """Store a new console session."""
+        ...
+
+    def session(self, session_id: str) -> tuple[ConsoleSession, str] | None:
+        """Return a console session and its secret's hash, or ``None``."""
+        ...
+
+    def end_session(self, session_id: str, at: datetime) -> bool:
+        """End a console session; False if there is none or it had ended."""
         ...
 
 
@@ -263,3 +307,72 @@ def authenticate_feed(store: CredentialStore, text: str) -> CalendarFeed:
     if not hmac.compare_digest(digest, _hash(m.group(2))) or feed.revoked_at:
         raise NotAuthenticated("the calendar feed is not valid")
     return feed
+
+
+def open_session(
+    store: CredentialStore,
+    principal: Principal,
+    *,
+    lifetime: timedelta,
+    now: datetime,
+    token_id: str | None = None,
+) -> tuple[ConsoleSession, str]:
+    """Open a console session for a proven principal.
+
+    Returns the session and the text its cookie carries (``<id>.<secret>``);
+    only the secret's SHA-256 is stored. A new session is opened at every
+    sign-in, so a cookie planted before sign-in never becomes signed in.
+    """
+    session = ConsoleSession(
+        session_id=secrets.token_hex(8),
+        principal=principal.principal_id,
+        roles=tuple(sorted(principal.roles)),
+        agencies=tuple(sorted(principal.agencies)),
+        via=principal.via,
+        name=principal.name,
+        token_id=token_id,
+        created_at=now,
+        expires_at=now + lifetime,
+        ended_at=None,
+    )
+    secret = secrets.token_urlsafe(32)
+    store.add_session(session, _hash(secret))
+    return session, f"{session.session_id}.{secret}"
+
+
+def session_principal(store: CredentialStore, text: str, *, now: datetime) -> Principal:
+    """Return the principal a console session's cookie text proves.
+
+    Raises:
+        NotAuthenticated: Unknown, malformed, ended or expired, or opened with
+            an API token that has since been revoked or has expired.
+    """
+    m = _SESSION.fullmatch(text)
+    found = store.session(m.group(1)) if m is not None else None
+    if m is None or found is None:
+        raise NotAuthenticated("you are not signed in")
+    session, digest = found
+    if not hmac.compare_digest(digest, _hash(m.group(2))) or not session.active(now):
+        raise NotAuthenticated("your session has ended; sign in again")
+    if session.token_id is not None:
+        token = store.token(session.token_id)
+        if token is None or not token[0].active(now):
+            raise NotAuthenticated("the token you signed in with is no longer valid")
+    return Principal(
+        principal_id=session.principal,
+        roles=frozenset(session.roles),
+        agencies=frozenset(session.agencies),
+        via=session.via,
+        name=session.name,
+    )
+
+
+def end_session(store: CredentialStore, text: str, *, now: datetime) -> bool:
+    """End the console session a cookie names (signing out); False if none."""
+    m = _SESSION.fullmatch(text)
+    found = store.session(m.group(1)) if m is not None else None
+    if m is None or found is None:
+        return False
+    if not hmac.compare_digest(found[1], _hash(m.group(2))):
+        return False
+    return store.end_session(found[0].session_id, now)

@@ -410,7 +410,8 @@ class CaseEngine:
         text: str | None = None,
         due_within: int | None = None,
         due_unit: Literal["calendar", "business"] = "calendar",
-        after: tuple[datetime, str] | None = None,
+        after: tuple[datetime | str, str] | None = None,
+        order: Literal["newest", "oldest", "reference"] = "newest",
     ) -> list[Case]:
         """Return cases by state, workflow, facility or officer, newest first.
 
@@ -425,9 +426,13 @@ class CaseEngine:
             due_within: Only cases with an open deadline due within this many
                 days (overdue ones included), counted as :meth:`due` does.
             due_unit: ``calendar`` or ``business`` days for *due_within*.
-            after: Continue a listing after this ``(opened_at, case_id)``.
+            after: Continue a listing after this ``(sort key, case_id)``: the
+                opening instant, or the reference when *order* is ``reference``.
+            order: ``newest`` (opened latest first), ``oldest``, or
+                ``reference`` (A to Z).
 
         .. versionchanged:: 0.3.0 *text*, *due_within*, *due_unit* and *after*.
+        .. versionchanged:: 0.4.0 *order*.
         """
         _check_limit(limit)
         for name, value in (
@@ -439,14 +444,17 @@ class CaseEngine:
         ):
             if value is not None:
                 validation.text(name, value)
+        if order not in {"newest", "oldest", "reference"}:
+            raise InvalidInput("order", "must be 'newest', 'oldest' or 'reference'")
+        key_type = str if order == "reference" else datetime
         if after is not None and (
             not isinstance(after, tuple)
             or len(after) != 2  # noqa: PLR2004 - a pair
-            or not isinstance(after[0], datetime)
+            or not isinstance(after[0], key_type)
             or not isinstance(after[1], str)
         ):
-            raise InvalidInput("after", "must be an (opened_at, case_id) pair")
-        if after is not None:
+            raise InvalidInput("after", "must be a (sort key, case_id) pair")
+        if after is not None and isinstance(after[0], datetime):
             require_aware("after", after[0])
         case_ids = None
         if due_within is not None:
@@ -460,6 +468,7 @@ class CaseEngine:
             text=text,
             case_ids=case_ids,
             after=after,
+            order=order,
         )
         with self._uow(read_only=True) as uow:
             return uow.cases.find(query)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -109,8 +109,11 @@ class CaseQuery:
     text: str | None = None
     #: Only these cases (e.g. those with a deadline due in a window).
     case_ids: frozenset[str] | None = None
-    #: Keyset cursor: only cases listed after (opened_at, case_id), newest first.
-    after: tuple[datetime, str] | None = None
+    #: Keyset cursor: only cases listed after this (sort key, case_id): the
+    #: opening instant for ``newest``/``oldest``, the reference for ``reference``.
+    after: tuple[datetime | str, str] | None = None
+    #: ``newest`` (opened latest first), ``oldest``, or ``reference`` (A to Z).
+    order: Literal["newest", "oldest", "reference"] = "newest"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +192,12 @@ class CaseRepository(Protocol):
 
     def open_deadlines(self, query: DeadlineQuery) -> list[Deadline]:
         """Return open deadlines matching the query, earliest due first."""
+        ...
+
+    def lapsed_deadlines(
+        self, *, since: datetime, officer_id: str | None = None, limit: int = 100
+    ) -> list[Deadline]:
+        """Return deadlines that lapsed at or after *since*, latest lapse first."""
         ...
 
 

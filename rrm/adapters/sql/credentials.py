@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from rrm.adapters.sql.tables import API_TOKEN, CALENDAR_FEED
+from rrm.adapters.sql.tables import API_TOKEN, CALENDAR_FEED, CONSOLE_SESSION
 from rrm.errors import StorageError
-from rrm.service.credentials import ApiToken, CalendarFeed
+from rrm.service.credentials import ApiToken, CalendarFeed, ConsoleSession
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,6 +35,21 @@ def _token(row: Any) -> ApiToken:
         created_by=row.created_by,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+    )
+
+
+def _session(row: Any) -> ConsoleSession:
+    return ConsoleSession(
+        session_id=row.session_id,
+        principal=row.principal,
+        roles=tuple(row.roles),
+        agencies=tuple(row.agencies),
+        via=row.via,
+        name=row.name,
+        token_id=row.token_id,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        ended_at=row.ended_at,
     )
 
 
@@ -181,5 +196,45 @@ class SqlCredentialStore:
                 .where(CALENDAR_FEED.c.feed_id == feed_id)
                 .where(CALENDAR_FEED.c.revoked_at.is_(None))
                 .values(revoked_at=at)
+            )
+        return bool(done.rowcount)
+
+    def add_session(self, session: ConsoleSession, secret_hash: str) -> None:
+        """Store a new console session."""
+        with self._begin() as conn:
+            conn.execute(
+                sa.insert(CONSOLE_SESSION).values(
+                    session_id=session.session_id,
+                    secret_hash=secret_hash,
+                    principal=session.principal,
+                    roles=list(session.roles),
+                    agencies=list(session.agencies),
+                    via=session.via,
+                    name=session.name,
+                    token_id=session.token_id,
+                    created_at=session.created_at,
+                    expires_at=session.expires_at,
+                    ended_at=None,
+                )
+            )
+
+    def session(self, session_id: str) -> tuple[ConsoleSession, str] | None:
+        """Return a console session and its secret's hash, or ``None``."""
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(CONSOLE_SESSION).where(
+                    CONSOLE_SESSION.c.session_id == session_id
+                )
+            ).first()
+        return (_session(row), row.secret_hash) if row is not None else None
+
+    def end_session(self, session_id: str, at: datetime) -> bool:
+        """End a console session; False if there is none or it had ended."""
+        with self._begin() as conn:
+            done = conn.execute(
+                sa.update(CONSOLE_SESSION)
+                .where(CONSOLE_SESSION.c.session_id == session_id)
+                .where(CONSOLE_SESSION.c.ended_at.is_(None))
+                .values(ended_at=at)
             )
         return bool(done.rowcount)

@@ -440,15 +440,22 @@ class SqlCaseRepository:
             )
         if query.case_ids is not None:
             stmt = stmt.where(CASE.c.case_id.in_(sorted(query.case_ids)))
+        column = CASE.c.external_ref if query.order == "reference" else CASE.c.opened_at
         if query.after is not None:
-            at, last = query.after
-            stmt = stmt.where(
-                sa.or_(
-                    CASE.c.opened_at < at,
-                    sa.and_(CASE.c.opened_at == at, CASE.c.case_id < last),
+            key, last = query.after
+            if query.order == "newest":
+                later = sa.or_(
+                    column < key, sa.and_(column == key, CASE.c.case_id < last)
                 )
-            )
-        stmt = stmt.order_by(CASE.c.opened_at.desc(), CASE.c.case_id.desc())
+            else:
+                later = sa.or_(
+                    column > key, sa.and_(column == key, CASE.c.case_id > last)
+                )
+            stmt = stmt.where(later)
+        if query.order == "newest":
+            stmt = stmt.order_by(column.desc(), CASE.c.case_id.desc())
+        else:
+            stmt = stmt.order_by(column, CASE.c.case_id)
         with _storage_errors("list cases"):
             return self._load(stmt.limit(query.limit))
 
@@ -470,6 +477,18 @@ class SqlCaseRepository:
         stmt = stmt.order_by(DEADLINE.c.due_at, DEADLINE.c.deadline_id)
         with _storage_errors("list open deadlines"):
             rows = self._conn.execute(stmt.limit(query.limit)).mappings()
+            return [mapping.deadline_from_row(row) for row in rows]
+
+    def lapsed_deadlines(
+        self, *, since: datetime, officer_id: str | None = None, limit: int = 100
+    ) -> list[Deadline]:
+        """Return deadlines that lapsed at or after *since*, latest lapse first."""
+        stmt = sa.select(DEADLINE).where(DEADLINE.c.lapsed_at >= since)
+        if officer_id is not None:
+            stmt = stmt.where(DEADLINE.c.case_id.in_(_cases_of_officer(officer_id)))
+        stmt = stmt.order_by(DEADLINE.c.lapsed_at.desc(), DEADLINE.c.deadline_id)
+        with _storage_errors("list lapsed deadlines"):
+            rows = self._conn.execute(stmt.limit(limit)).mappings()
             return [mapping.deadline_from_row(row) for row in rows]
 
     # -- writes -----------------------------------------------------------------

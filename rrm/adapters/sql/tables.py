@@ -25,6 +25,7 @@ __all__ = [
     "CASE",
     "CASE_EVENT",
     "CASE_OFFICER",
+    "CONSOLE_SESSION",
     "DEADLINE",
     "DETERMINATION",
     "FACILITY",
@@ -83,6 +84,11 @@ class CaseRow(RRMTable, table=True):
     """One case as of its latest version; ``version`` guards concurrent writers."""
 
     __tablename__ = "rrm_case"
+    # Listings page newest first by (opened_at, case_id): the console's and the
+    # API's case lists (B7).
+    __table_args__ = (
+        sa.Index("ix_rrm_case_opened_at_case_id", "opened_at", "case_id"),
+    )
 
     case_id: str = Field(primary_key=True)
     external_ref: str = Field(unique=True)
@@ -323,6 +329,24 @@ class CalendarFeedRow(RRMTable, table=True):
     revoked_at: datetime | None = Field(sa_type=UTCDateTime)
 
 
+class ConsoleSessionRow(RRMTable, table=True):
+    """A signed-in console session; only its secret's SHA-256 is stored."""
+
+    __tablename__ = "rrm_console_session"
+
+    session_id: str = Field(primary_key=True)
+    secret_hash: str
+    principal: str = Field(index=True)
+    roles: list[str] = Field(sa_type=sa.JSON)
+    agencies: list[str] = Field(sa_type=sa.JSON)
+    via: str
+    name: str
+    token_id: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(sa_type=UTCDateTime)
+
+
 FACILITY: Final = metadata.tables["rrm_facility"]
 CASE: Final = metadata.tables["rrm_case"]
 PETITIONER: Final = metadata.tables["rrm_petitioner"]
@@ -335,3 +359,4 @@ API_TOKEN: Final = metadata.tables["rrm_api_token"]
 WEBHOOK_SUBSCRIPTION: Final = metadata.tables["rrm_webhook_subscription"]
 WEBHOOK_DELIVERY: Final = metadata.tables["rrm_webhook_delivery"]
 CALENDAR_FEED: Final = metadata.tables["rrm_calendar_feed"]
+CONSOLE_SESSION: Final = metadata.tables["rrm_console_session"]

@@ -136,6 +136,11 @@ class _ScratchCases:
     def facilities(self, facility_id: str | None = None) -> list[FacilityRecord]:
         raise NotImplementedError  # pragma: no cover - replays never list facilities
 
+    def lapsed_deadlines(
+        self, *, since: datetime, officer_id: str | None = None, limit: int = 100
+    ) -> list[Deadline]:
+        raise NotImplementedError  # pragma: no cover - replays never list lapses
+
 
 @final
 class _NoWebhooks:
