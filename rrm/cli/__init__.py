@@ -120,11 +120,28 @@ def demo(
         Path | None,
         typer.Argument(help="Keep the demo database and e-mails in this folder."),
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then open the officer console on the demo's database and print "
+            "its address and sign-in tokens.",
+        ),
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="With --serve: the address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="With --serve: the TCP port.")
+    ] = 8000,
 ) -> None:
     """Run sample cases through months of simulated time, offline, in seconds."""
-    from rrm.cli.demo import run_demo  # noqa: PLC0415 - loads the demo's extras lazily
+    from rrm.cli.demo import run_demo, serve_demo  # noqa: PLC0415 - the demo's extras
 
-    code = run_demo(folder, console)
+    if serve:
+        code = serve_demo(folder, console, host=host, port=port)
+    else:
+        code = run_demo(folder, console)
     if code:
         raise typer.Exit(code)
 

@@ -28,6 +28,7 @@ when it exists::
     workers = 4
     public_url = "https://rrm.agency.example"
     grants = ["ustr:USTR:US", "respondent:SE::MX"]
+    session_secret = "..."    # better: RRM_SESSION_SECRET; shared by all workers
 
     [oidc]
     issuer = "https://login.agency.example/realms/rrm"
@@ -37,6 +38,8 @@ when it exists::
     agency_claim = "agency"
     principal_claim = "preferred_username"
     role_map = ["rrm-ustr=ustr", "rrm-supervisor=supervisor"]
+    client_id = "rrm-console"   # officers sign in to the console (code + PKCE)
+    client_secret = "..."       # better: RRM_OIDC_CLIENT_SECRET
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ KEYS: Final[Mapping[str, tuple[str, type]]] = {
     "serve.public_url": ("public_url", str),
     "serve.grants": ("grant", list),
     "serve.token_cache_seconds": ("token_cache_seconds", float),
+    "serve.session_secret": ("session_secret", str),
     "oidc.issuer": ("oidc_issuer", str),
     "oidc.audience": ("oidc_audience", str),
     "oidc.jwks_url": ("oidc_jwks_url", str),
@@ -81,6 +85,9 @@ KEYS: Final[Mapping[str, tuple[str, type]]] = {
     "oidc.agency_claim": ("oidc_agency_claim", str),
     "oidc.principal_claim": ("oidc_principal_claim", str),
     "oidc.role_map": ("oidc_role_map", list),
+    "oidc.client_id": ("oidc_client_id", str),
+    "oidc.client_secret": ("oidc_client_secret", str),
+    "oidc.discovery_url": ("oidc_discovery_url", str),
 }
 _SECTIONS: Final = frozenset(k.partition(".")[0] for k in KEYS if "." in k)
 

@@ -363,6 +363,15 @@ def run_demo(folder: Path | None, console: Console) -> int:
 
     .. versionadded:: 0.1.0
     """
+    play_demo(folder, console)
+    return 0
+
+
+def play_demo(folder: Path | None, console: Console) -> tuple[Path, datetime]:
+    """Run the demo; return its database and the simulated instant it ended at.
+
+    .. versionadded:: 0.4.0
+    """
     began = time.monotonic()
     folder = folder or Path("rrm-demo")
     folder.mkdir(parents=True, exist_ok=True)
@@ -424,4 +433,85 @@ def run_demo(folder: Path | None, console: Console) -> int:
     console.print(
         f"Done in {time.monotonic() - began:.1f} s (simulated until {now.date()})."
     )
+    return db, now
+
+
+#: Who signs in to the demo's console: Sam supervises every demo case (and
+#: administers the demo), Ana is a USTR officer on the Annex 31-A cases.
+DEMO_PEOPLE = (
+    ("sam", ("supervisor", "admin"), ("OTLA",)),
+    ("ana", ("ustr",), ("USTR",)),
+)
+
+
+def serve_demo(folder: Path | None, console: Console, *, host: str, port: int) -> int:
+    """Run the demo, then serve the officer console on its database until stopped.
+
+    The console's clock stands still at the instant the demo ended, so the days
+    left it shows are those of the demo's story.
+
+    .. versionadded:: 0.4.0
+    """
+    from rrm.adapters.sql.credentials import SqlCredentialStore  # noqa: PLC0415
+    from rrm.adapters.sql.engine import make_engine  # noqa: PLC0415
+    from rrm.cli.serve import run_server  # noqa: PLC0415 - the server's extras
+    from rrm.server import ServerSettings, create_app  # noqa: PLC0415
+    from rrm.service.access import AccessPolicy  # noqa: PLC0415
+    from rrm.service.credentials import create_token  # noqa: PLC0415
+
+    db, end = play_demo(folder, console)
+    clock = SimulatedClock(end)
+    url = f"sqlite:///{db}"
+    # Two requests still running when the demo ends, so My work has something
+    # due this week and a lapse to show.
+    seeder = rrm.bootstrap(url, clock=clock)
+    for ref, days_ago in (("DEMO-RUNNING-1", 4), ("DEMO-RUNNING-2", 12)):
+        seeder.open_case(
+            rrm.OpenCase(
+                workflow="usmca-31a",
+                initiation="request",
+                complainant="US",
+                respondent="MX",
+                facility=SAMPLES[0].facility,
+                claim=rrm.Claim(
+                    basis="annex_23a_legislation", sector_category="manufacturing"
+                ),
+                petitioners=(
+                    rrm.Petitioner(
+                        name="(a confidential petitioner)", confidential=True
+                    ),
+                ),
+                officers=OFFICERS["usmca-31a"],
+                external_ref=ref,
+                actor="demo:ustr",
+                role="ustr",
+                at=end - timedelta(days=days_ago),
+            )
+        )
+    seeder.tick()
+    address = f"http://{host}:{port}"
+    settings = ServerSettings(policy=AccessPolicy(), public_url=address)
+    engine = rrm.bootstrap(url, clock=clock, authorizer=settings.policy)
+    store = SqlCredentialStore(make_engine(url))
+    console.print(
+        Panel.fit(
+            f"The officer console of the demo: {address}/\n"
+            f"The clock stands at {end.date()}, where the demo ended. "
+            "Sign in with one of these API tokens (Ctrl+C stops the server):",
+            title="rrm demo --serve",
+        )
+    )
+    for principal, roles, agencies in DEMO_PEOPLE:
+        _, text = create_token(
+            store,
+            principal=principal,
+            roles=roles,
+            agencies=agencies,
+            label="rrm demo --serve",
+            created_by="rrm demo",
+            now=end,
+        )
+        console.print(f"{principal} ({', '.join(roles)}):", highlight=False)
+        print(text, flush=True)
+    run_server(create_app(engine, store, settings), host=host, port=port)
     return 0

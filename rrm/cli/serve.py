@@ -4,6 +4,7 @@ import gc
 import json
 import logging
 import os
+import secrets
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
@@ -24,7 +25,7 @@ from rrm.service.access import AccessPolicy, Grant
 from rrm.service.credentials import ApiToken, create_token, parse_duration
 from rrm.wiring import bootstrap
 
-__all__ = ["app_from_env", "serve", "token_app"]
+__all__ = ["app_from_env", "run_server", "serve", "token_app"]
 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens of the case service.")
 
@@ -47,6 +48,10 @@ class _Options:
     oidc_agency_claim: str = "agency"
     oidc_principal_claim: str = "sub"
     oidc_role_map: list[str] = field(default_factory=list)
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_discovery_url: str = ""
+    session_secret: str = ""
 
 
 def parse_grant(text: str) -> Grant:
@@ -98,11 +103,21 @@ def _settings(opts: _Options) -> ServerSettings:
             agency_claim=opts.oidc_agency_claim,
             principal_claim=opts.oidc_principal_claim,
             role_map=_role_map(opts.oidc_role_map),
+            client_id=opts.oidc_client_id,
+            client_secret=opts.oidc_client_secret,
+            discovery_url=opts.oidc_discovery_url,
+        )
+    elif opts.oidc_client_id:
+        raise InvalidInput(
+            "--oidc-client-id",
+            "console sign-in needs the provider: --oidc-issuer, --oidc-audience "
+            "and --oidc-jwks-url",
         )
     return ServerSettings(
         policy=AccessPolicy(grants=tuple(parse_grant(g) for g in opts.grants)),
         oidc=oidc,
         public_url=opts.public_url,
+        session_secret=opts.session_secret,
     )
 
 
@@ -119,6 +134,11 @@ def build_app(opts: _Options) -> FastAPI:
     gc.collect()
     gc.freeze()
     return app
+
+
+def run_server(app: FastAPI, *, host: str, port: int) -> None:
+    """Serve *app* in this process until stopped."""
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def app_from_env() -> FastAPI:
@@ -227,6 +247,39 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    oidc_client_id: Annotated[
+        str,
+        typer.Option(
+            envvar="RRM_OIDC_CLIENT_ID",
+            help="The console's client id at the provider: officers sign in to "
+            "the console with it (authorization code with PKCE).",
+        ),
+    ] = "",
+    oidc_client_secret: Annotated[
+        str,
+        typer.Option(
+            envvar="RRM_OIDC_CLIENT_SECRET",
+            help="The console's client secret, if the provider gave one.",
+            show_default=False,
+        ),
+    ] = "",
+    oidc_discovery_url: Annotated[
+        str,
+        typer.Option(
+            envvar="RRM_OIDC_DISCOVERY_URL",
+            help="The provider's OpenID configuration (default: "
+            "<issuer>/.well-known/openid-configuration).",
+        ),
+    ] = "",
+    session_secret: Annotated[
+        str,
+        typer.Option(
+            envvar="RRM_SESSION_SECRET",
+            help="Key that signs console session cookies; set it to keep "
+            "officers signed in across restarts (default: a new key per start).",
+            show_default=False,
+        ),
+    ] = "",
 ) -> None:
     """Run the case service (HTTP API) until stopped.
 
@@ -245,10 +298,19 @@ def serve(
         oidc_agency_claim=oidc_agency_claim,
         oidc_principal_claim=oidc_principal_claim,
         oidc_role_map=list(oidc_role_map or []),
+        oidc_client_id=oidc_client_id,
+        oidc_client_secret=oidc_client_secret,
+        oidc_discovery_url=oidc_discovery_url,
+        # One key for every worker process, so any of them reads the cookie.
+        session_secret=session_secret or secrets.token_urlsafe(32),
     )
     _settings(opts)  # refuse bad settings before listening
     first = _first_token(db)
-    console.print(f"rrm serve: http://{host}:{port}/api/v1/docs", highlight=False)
+    console.print(
+        f"rrm serve: console http://{host}:{port}/ · API http://{host}:{port}"
+        "/api/v1/docs",
+        highlight=False,
+    )
     if first is not None:
         console.print(
             "First start: an API token for 'admin' (roles admin, supervisor). "
@@ -257,7 +319,7 @@ def serve(
         )
         print(first, flush=True)
     if workers == 1:
-        uvicorn.run(build_app(opts), host=host, port=port, log_level="warning")
+        run_server(build_app(opts), host=host, port=port)
         return
     os.environ[_SETTINGS_ENV] = json.dumps(asdict(opts))
     uvicorn.run(

@@ -67,6 +67,8 @@ class LapseItem:
     case: Case
     deadline: Deadline
     moved: bool
+    #: The case's state now, as the workflow names it for officers.
+    state_label: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,8 +177,13 @@ def _item(
     )
 
 
-def _moved(engine: CaseEngine, case: Case, d: Deadline) -> bool:
-    """True when the workflow moves a case on this deadline's lapse."""
+def _lapse(engine: CaseEngine, case: Case, d: Deadline) -> LapseItem:
+    """The lapse, and whether the workflow moves a case on it."""
     spec = engine.workflows.get(case.workflow_id, case.workflow_version)
     rule = spec.deadlines.get(spec_key(d.key))
-    return rule is not None and rule.on_lapse == "advance"
+    return LapseItem(
+        case=case,
+        deadline=d,
+        moved=rule is not None and rule.on_lapse == "advance",
+        state_label=spec.states[case.state].label,
+    )
