@@ -379,8 +379,15 @@ def served_routes(app: FastAPI) -> set[tuple[str, str]]:
         (method, route.path)
         for route in routes
         for method in getattr(route, "methods", None) or ()
-        if method != "HEAD"
+        if method != "HEAD" and not _console(route)
     }
+
+
+def _console(route: Any) -> bool:
+    """The officer console's pages and files: cookie sessions, tried in tests/console."""
+    endpoint = getattr(route, "endpoint", None)
+    module = getattr(endpoint, "__module__", "") or ""
+    return module.startswith("rrm.server.console") or route.path.startswith("/static")
 
 
 # -- the matrix --------------------------------------------------------------------

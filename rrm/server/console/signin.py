@@ -81,10 +81,12 @@ def _client(oidc: OidcSettings) -> Any:
     return oauth.create_client(_PROVIDER)
 
 
-def _signed_in(request: Request, principal: Principal, *, token_id: str | None) -> str:
+def _signed_in(
+    request: Request, principal: Principal, *, token_id: str | None, target: str
+) -> str:
     """Open a new console session for *principal*; return the page to go to."""
     svc = service(request)
-    target = safe_next(request.session.get("next"))
+    target = safe_next(target)
     old = request.session.get("sid")
     if isinstance(old, str):
         end_session(svc.credentials, old, now=svc.engine.clock.now())
@@ -106,13 +108,20 @@ def _signed_in(request: Request, principal: Principal, *, token_id: str | None) 
 def sign_in_page(request: Request, next: str | None = None) -> Response:  # noqa: A002
     """The sign-in page: the identity provider, or an API token."""
     _ = gettext(request)
-    request.session["next"] = safe_next(next)
-    return render(request, "signin.html", principal=None, title=_("Sign in"))
+    return render(
+        request,
+        "signin.html",
+        principal=None,
+        title=_("Sign in"),
+        next=safe_next(next),
+    )
 
 
 @router.post("/sign-in", dependencies=[Depends(check_csrf)])
 async def sign_in_with_token(
-    request: Request, token: Annotated[str, Form(max_length=200)] = ""
+    request: Request,
+    token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",  # noqa: A002
 ) -> Response:
     """Sign in with an API token (``rrm token create``)."""
     _ = gettext(request)
@@ -133,9 +142,12 @@ async def sign_in_with_token(
             title=_("Sign in"),
             status_code=401,
             error=_("This token is not valid. Check it, or ask an administrator."),
+            next=safe_next(next),
         )
     token_id = principal.via.removeprefix("token:")
-    target = await run_in_threadpool(_signed_in, request, principal, token_id=token_id)
+    target = await run_in_threadpool(
+        _signed_in, request, principal, token_id=token_id, target=next
+    )
     return RedirectResponse(target, status_code=303)
 
 
@@ -143,7 +155,7 @@ async def sign_in_with_token(
 async def sign_in_with_provider(request: Request, next: str | None = None) -> Any:  # noqa: A002
     """Send the browser to the identity provider (authorization code + PKCE)."""
     client = _oauth(request)
-    request.session["next"] = safe_next(next or request.session.get("next"))
+    request.session["next"] = safe_next(next)
     public = service(request).settings.public_url.rstrip("/")
     return await client.authorize_redirect(request, f"{public}/sign-in/oidc/callback")
 
@@ -169,7 +181,13 @@ async def provider_callback(request: Request) -> Response:
             status_code=401,
             error=_("The identity provider did not sign you in. Try again."),
         )
-    target = await run_in_threadpool(_signed_in, request, principal, token_id=None)
+    target = await run_in_threadpool(
+        _signed_in,
+        request,
+        principal,
+        token_id=None,
+        target=request.session.get("next") or "",
+    )
     return RedirectResponse(target, status_code=303)
 
 
