@@ -133,13 +133,7 @@ def work_queue(
             continue
         item = _item(engine, case, d, principal, now)
         (overdue if item.overdue else due).append(item)
-    lapses = [
-        LapseItem(
-            case=cases[d.case_id], deadline=d, moved=_moved(engine, cases[d.case_id], d)
-        )
-        for d in lapsed
-        if d.case_id in cases
-    ]
+    lapses = [_lapse(engine, cases[d.case_id], d) for d in lapsed if d.case_id in cases]
     dead_alerts: list[Alert] = []
     dead_webhooks: list[WebhookDelivery] = []
     if everything:
