@@ -375,6 +375,12 @@ def _load(uow: UnitOfWork, case_id: str, expected: int | None) -> Case:
     return case
 
 
+def _current(case: Case, expected: int | None) -> None:
+    """Refuse a change decided on an older version of the case."""
+    if expected is not None and expected != case.version:
+        raise ConcurrencyConflict(case.case_id, expected, case.version)
+
+
 def _prior(uow: UnitOfWork, spec: WorkflowSpec, case: Case, event: str) -> int:
     needs = any(
         "remedies_allowed" in t.guards
@@ -531,7 +537,10 @@ def _deadline_command(
         )
     v.text("case_id", cmd.case_id)
     key = v.text("key", cmd.key)
-    case = _load(uow, cmd.case_id, v.check_expected_version(cmd.expected_version))
+    v.check_expected_version(cmd.expected_version)
+    # The version is compared after the permission (as for events): a caller
+    # who may not act learns nothing of the case's progress.
+    case = _load(uow, cmd.case_id, None)
     deadline = case.open_deadlines.get(key)
     if deadline is None:
         raise DeadlineNotFound(case.case_id, key)
@@ -562,6 +571,7 @@ def change_deadline(
     }[type(cmd)]
     actor, via = gate.actor(v.text("actor", cmd.actor))
     gate.check(action, role, case)
+    _current(case, cmd.expected_version)
     reason = v.text("reason", cmd.reason)
     at = v.when(cmd.at, now, case.last_event_at)
     if isinstance(cmd, ExtendDeadline):
@@ -618,13 +628,15 @@ def assign_officers(
     if not isinstance(cmd, AssignOfficers):
         raise InvalidInput("command", "must be an AssignOfficers")
     v.text("case_id", cmd.case_id)
-    case = _load(uow, cmd.case_id, v.check_expected_version(cmd.expected_version))
+    v.check_expected_version(cmd.expected_version)
+    case = _load(uow, cmd.case_id, None)
     spec = workflows.get(case.workflow_id, case.workflow_version)
     role = _check_role(spec, case, cmd.role, "officers_assigned")
     assign = v.check_officers(cmd.assign, spec)
     remove = tuple(v.text(f"remove[{i}]", r) for i, r in enumerate(cmd.remove))
     actor, via = gate.actor(v.text("actor", cmd.actor))
     gate.check(Action.ASSIGN, role, case)
+    _current(case, cmd.expected_version)
     reason = v.optional_text("reason", cmd.reason)
     if not assign and not remove:
         raise InvalidInput("assign", "name officers to assign or remove")

@@ -157,7 +157,7 @@ def cases_page(
     workflow: _Text = None,
     facility: _Text = None,
     officer_id: Annotated[str | None, Query(alias="officer", max_length=200)] = None,
-    due_within: Annotated[int | None, Query(ge=0, le=366)] = None,
+    due_within: Annotated[str | None, Query(max_length=4)] = None,
     due_unit: Literal["calendar", "business"] = "business",
     q: _Text = None,
     sort: Literal["newest", "oldest", "reference"] = "newest",
@@ -166,7 +166,8 @@ def cases_page(
     """Cases filtered, searched, sorted and paginated."""
     _ = gettext(request)
     engine = _engine(request, principal)
-    filters = _filters(state, workflow, facility, officer_id, due_within, due_unit, q)
+    within = _days(due_within)
+    filters = _filters(state, workflow, facility, officer_id, within, due_unit, q)
     found = engine.find(
         **filters, order=sort, after=_after(cursor, sort), limit=_PAGE + 1
     )
@@ -184,8 +185,8 @@ def cases_page(
             "workflow": workflow,
             "facility": facility,
             "officer": officer_id,
-            "due_within": due_within,
-            "due_unit": due_unit if due_within is not None else None,
+            "due_within": within,
+            "due_unit": due_unit if within is not None else None,
             "q": q,
             "sort": sort,
         }.items()
@@ -214,6 +215,16 @@ def cases_page(
     )
 
 
+def _days(text: str | None) -> int | None:
+    """A number of days typed in a filter (empty: no filter)."""
+    if text is None or not text.strip():
+        return None
+    value = text.strip()
+    if not value.isdigit() or int(value) > 366:  # noqa: PLR2004 - a year
+        raise errors.InvalidInput("due_within", "give a number of days, 0 to 366")
+    return int(value)
+
+
 def _cell(value: object) -> str:
     """A CSV cell a spreadsheet will not run as a formula."""
     text = "" if value is None else str(value)
@@ -230,14 +241,15 @@ def cases_csv(
     workflow: _Text = None,
     facility: _Text = None,
     officer_id: Annotated[str | None, Query(alias="officer", max_length=200)] = None,
-    due_within: Annotated[int | None, Query(ge=0, le=366)] = None,
+    due_within: Annotated[str | None, Query(max_length=4)] = None,
     due_unit: Literal["calendar", "business"] = "business",
     q: _Text = None,
     sort: Literal["newest", "oldest", "reference"] = "newest",
 ) -> Response:
     """The filtered case list as CSV (up to 10,000 cases)."""
     engine = _engine(request, principal)
-    filters = _filters(state, workflow, facility, officer_id, due_within, due_unit, q)
+    within = _days(due_within)
+    filters = _filters(state, workflow, facility, officer_id, within, due_unit, q)
     found = engine.find(**filters, order=sort, limit=_CSV_LIMIT)
     now = engine.clock.now()
     buffer = io.StringIO()

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -305,6 +306,21 @@ class ConsoleRoute(APIRoute):
                 )
                 return RedirectResponse(
                     f"/sign-in?next={_quote(here)}", status_code=303
+                )
+            except RequestValidationError as exc:
+                _ = gettext(request)
+                fields = ", ".join(
+                    str(e.get("loc", ("", ""))[-1]) for e in exc.errors()[:3]
+                )
+                return render(
+                    request,
+                    "error.html",
+                    principal=getattr(request.state, "console_principal", None),
+                    title=_("Not possible"),
+                    status_code=422,
+                    message=_("These values are not valid: {fields}.").format(
+                        fields=fields
+                    ),
                 )
             except CsrfRefused:
                 _ = gettext(request)
