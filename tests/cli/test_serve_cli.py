@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from contextlib import closing
 import sys
 import time
 from pathlib import Path
@@ -201,3 +202,81 @@ class TestServeConfig:
         assert bad.code == 1
         assert "--oidc-audience" in bad.err
         assert not (tmp_path / "x.sqlite").exists()
+
+
+def _console_sign_in(base: str, token: str) -> httpx.Client:
+    """Sign a new client in to the console with an API token, as the form does."""
+    client = httpx.Client(base_url=base, trust_env=False, timeout=30)
+    page = client.get("/sign-in")
+    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    done = client.post(
+        "/sign-in",
+        data={"csrf_token": csrf, "token": token},
+        headers={"Origin": base},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    return client
+
+
+def _tokens_from(proc: subprocess.Popen[str], count: int) -> list[str]:
+    assert proc.stdout is not None
+    found: list[str] = []
+    for line in proc.stdout:
+        if line.startswith("rrm_"):
+            found.append(line.strip())
+            if len(found) == count:
+                return found
+    pytest.fail(f"{count} tokens were not printed")
+
+
+class TestConsoleFromTheCommandLine:
+    def test_demo_serve_opens_the_console_on_the_demo(
+        self, tmp_path: Path, cli_env: None
+    ) -> None:
+        """`rrm demo --serve` prints its tokens; the console shows the demo's work."""
+        port = _free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rrm", "demo", str(tmp_path / "demo"), "--serve",
+             "--port", str(port)],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            supervisor, officer = _tokens_from(proc, 2)
+            _wait_ready(port, proc)
+            with closing(_console_sign_in(base, supervisor)) as client:
+                work = client.get("/work")
+                cases = client.get("/cases")
+            with closing(_console_sign_in(base, officer)) as client:
+                mine = client.get("/work")
+        finally:
+            _stop(proc)
+        assert work.status_code == 200
+        assert "DEMO-RUNNING-1" in work.text  # due within 5 business days
+        assert "DEMO-RUNNING-2" in work.text  # its answer lapsed and moved it
+        assert all(
+            ref in cases.text
+            for ref in ("DEMO-REMEDIATION", "DEMO-LAPSE", "DEMO-RUNNING-1")
+        )
+        assert mine.status_code == 200
+        assert "DEMO-RUNNING-1" in mine.text
+
+    @pytest.mark.postgres
+    def test_console_sessions_hold_across_server_processes(
+        self, tmp_path: Path, cli_env: None, database_url_for: Any
+    ) -> None:
+        """With --workers 2, a session opened by one process is honoured by both."""
+        with database_url_for("postgres", tmp_path) as db:
+            port = _free_port()
+            proc = _serve(db, port, tmp_path, "--workers", "2")
+            try:
+                token = _token_from(proc)
+                _wait_ready(port, proc)
+                with closing(
+                    _console_sign_in(f"http://127.0.0.1:{port}", token)
+                ) as client:
+                    codes = {client.get("/work").status_code for _ in range(40)}
+            finally:
+                _stop(proc)
+        assert codes == {200}
