@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from contextlib import closing
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
