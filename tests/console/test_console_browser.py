@@ -55,12 +55,25 @@ def sign_in(console: Console, page: Page, name: str, *, next_path: str = "") -> 
 
 @pytest.fixture(name="page")
 def _page(chromium: Browser) -> Iterator[Page]:
-    context = b.new_context(chromium)
+    """A page under the console's own Content-Security-Policy (not bypassed).
+
+    Any violation the browser reports (a blocked script, style or request)
+    fails the journey.
+    """
+    context = b.new_context(chromium, bypass_csp=False)
     found = context.new_page()
+    blocked: list[str] = []
+    found.on(
+        "console",
+        lambda m: (
+            blocked.append(m.text) if "Content Security Policy" in m.text else None
+        ),
+    )
     try:
         yield found
     finally:
         context.close()
+    assert not blocked, blocked
 
 
 def _case_url(console: Console, case: rrm.Case) -> str:
@@ -215,3 +228,19 @@ class TestJourneys:
         shot(console, page, "keyboard-focus")
         enter()
         assert console.seed.get(case.case_id).state == "respondent_reviewing"
+
+
+def test_the_case_list_narrows_as_the_officer_types(console: Console, page):
+    """htmx: typing in the search box replaces the results without a page load."""
+    wanted = console.open_case("LIVE")
+    other = console.open_case("OTHER")
+    sign_in(console, page, "ana", next_path="/cases")
+    assert page.locator("#cases-table", has_text=other.external_ref).count() == 1
+    with page.expect_response(lambda r: "/cases?" in r.url):
+        page.get_by_label("Reference or facility name").type(wanted.external_ref)
+    page.wait_for_function(
+        "(ref) => !document.querySelector('#results').textContent.includes(ref)",
+        arg=other.external_ref,
+    )
+    assert wanted.external_ref in page.locator("#results").inner_text()
+    assert f"q={wanted.external_ref}" in page.url
