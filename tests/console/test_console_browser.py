@@ -244,3 +244,20 @@ def test_the_case_list_narrows_as_the_officer_types(console: Console, page):
     )
     assert wanted.external_ref in page.locator("#results").inner_text()
     assert f"q={wanted.external_ref}" in page.url
+
+
+def test_sign_in_with_the_identity_provider(console: Console, page):
+    """The provider's button: authorization code with PKCE, back to the page asked for."""
+    case = console.open_case("IDP")
+    console.provider.user = {
+        "sub": "ana",
+        "name": "Ana Officer",
+        "realm_access": {"roles": ["rrm-ustr"]},
+        "agency": ["USTR"],
+    }
+    page.goto(f"{console.url}/cases/{case.case_id}")
+    assert "/sign-in" in page.url
+    page.get_by_role("link", name="Sign in with your identity provider").click()
+    page.wait_for_url(_case_url(console, case))
+    assert "Ana Officer" in page.locator("header").inner_text()
+    shot(console, page, "signed-in-by-provider")
