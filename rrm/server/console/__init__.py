@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
 
-from rrm.server.console import pages, signin
+from rrm.server.console import manage, pages, signin
 from rrm.server.console.web import SESSION_LIFETIME, SecurityHeaders, here
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ SESSION_COOKIE = "rrm_session"
 def install(app: FastAPI, settings: ServerSettings) -> None:
     """Add the console's pages, static files and middleware to *app*."""
     app.include_router(signin.router)
+    # Before the case pages: /cases/new is not the case "new".
+    app.include_router(manage.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=here() / "static"), name="static")
     app.add_middleware(
