@@ -261,3 +261,34 @@ def test_sign_in_with_the_identity_provider(console: Console, page):
     page.wait_for_url(_case_url(console, case))
     assert "Ana Officer" in page.locator("header").inner_text()
     shot(console, page, "signed-in-by-provider")
+
+
+def test_open_a_case(console: Console, page):
+    """Ana opens a request for review through the form; the case page follows."""
+    ref = console.ref("OPENED")
+    sign_in(console, page, "ana", next_path="/cases/new")
+    form = page.locator("form", has=page.locator("[name='workflow']"))
+    form.locator("[name='workflow']").select_option("usmca-31a")
+    form.locator("[name='initiation']").select_option("request")
+    form.locator("[name='role']").select_option("ustr")
+    form.locator("[name='external_ref']").fill(ref)
+    form.locator("[name='complainant']").select_option("US")
+    form.locator("[name='respondent']").select_option("MX")
+    form.locator("[name='facility.facility_id']").fill("MX-OPEN-1")
+    form.locator("[name='facility.name']").fill("Planta Abierta")
+    form.locator("[name='facility.owner']").fill("Grupo Abierto")
+    form.locator("[name='facility.country']").select_option("MX")
+    form.locator("[name='claim.basis']").select_option("annex_23a_legislation")
+    form.locator("[name='claim.sector_category']").fill("manufacturing")
+    form.locator("[name='officers[0].email']").fill("ana@ustr.example")
+    shot(console, page, "open-form-filled")
+    form.get_by_role("button", name="Open the case").click()
+    page.wait_for_load_state()
+    case = console.seed.get(ref)
+    assert page.url == _case_url(console, case)
+    assert case.state == "review_requested"
+    assert [e.actor for e in console.seed.history(case.case_id)] == ["ana"]
+    assert "Mexico answers whether it will conduct the review" in page.inner_text(
+        "body"
+    )
+    shot(console, page, "opened-case")
