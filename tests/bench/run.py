@@ -6,8 +6,10 @@ B1 fire throughput vs plain sqlite3, B2 tick at scale, B3 deadline calculator,
 B4 import, B5 PostgreSQL with 1, 2 and 4 worker processes and many writers on one
 case (only with --postgres; skipped otherwise), B6 fires through the HTTP API of
 ``rrm serve`` with 1 and 2 server processes beside engine.fire, and p50/p99 at 100
-requests/s (only with --postgres), A alerts sent per second
-(tests/bench/bench_alerts.py). Figures are
+requests/s (only with --postgres), B7 server time (p50, p95) of the console's case
+list over 100,000 cases and of a case page with 1,000 history entries beside the
+API's for the same data (SQLite; also PostgreSQL with --postgres), A alerts sent per
+second (tests/bench/bench_alerts.py). Figures are
 medians over repeats measured in this run; a missed target prints "no" and does not
 fail the run, but an error in a benchmark does (exit status 1, after the table).
 Not part of the test suite: pytest collects only test_*.py.
@@ -66,6 +68,7 @@ def benchmarks(args: argparse.Namespace) -> dict:
     import bench_api
     import bench_b5
     import bench_calculator
+    import bench_console
     import bench_fire
     import bench_import
     import bench_tick
@@ -78,6 +81,7 @@ def benchmarks(args: argparse.Namespace) -> dict:
         "B4": lambda: bench_import.run(quick=q, huge=args.huge),
         "B5": lambda: bench_b5.run(quick=q) if args.postgres else _skip_b5(),
         "B6": lambda: bench_api.run(quick=q) if args.postgres else _skip_pg("B6"),
+        "B7": lambda: bench_console.run(quick=q, postgres=args.postgres),
         "A": lambda: alerts(quick=q, postgres=args.postgres),
     }
 
@@ -132,7 +136,7 @@ def main() -> int:
     parser.add_argument(
         "--postgres",
         action="store_true",
-        help="also PostgreSQL (B2, A; B5 and B6 need it) at common.PG",
+        help="also PostgreSQL (B2, B7, A; B5 and B6 need it) at common.PG",
     )
     parser.add_argument(
         "--huge", action="store_true", help="add B2 at 1M open deadlines"
