@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 
 _MAX_DAYS = 3660
 
-__all__ = ["AvailableEvent", "CaseEngine", "ChainReport", "Subscriber"]
+__all__ = ["AvailableEvent", "CaseEngine", "CaseRecord", "ChainReport", "Subscriber"]
 
 log = structlog.get_logger("rrm.engine")
 
@@ -111,6 +111,18 @@ class ChainReport:
     def ok(self) -> bool:
         """True when the chain is whole and the anchored entry is unchanged."""
         return self.first_broken_seq is None and self.anchor_mismatch_seq is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaseRecord:
+    """A case, its history (oldest first) and its chain's check, read together.
+
+    .. versionadded:: 0.4.0
+    """
+
+    case: Case
+    history: list[HistoryEntry]
+    chain: ChainReport
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -608,6 +620,26 @@ class CaseEngine:
         """
         if anchor is not None and not isinstance(anchor, ChainAnchor):
             raise InvalidInput("anchor", "must be a ChainAnchor")
+        case, entries = self._snapshot(case_id)
+        return self._check_chain(case, entries, anchor)
+
+    def record(self, case_id: str) -> CaseRecord:
+        """Return a case, its history and its chain's check, from one snapshot.
+
+        What a page that shows a whole case needs, read once: the history is
+        not read again to be verified.
+
+        Raises:
+            CaseNotFound: If no case matches.
+
+        .. versionadded:: 0.4.0
+        """
+        case, entries = self._snapshot(case_id)
+        return CaseRecord(
+            case=case, history=entries, chain=self._check_chain(case, entries, None)
+        )
+
+    def _snapshot(self, case_id: str) -> tuple[Case, list[HistoryEntry]]:
         ref = validation.text("case", case_id)
         # The case and its history from one snapshot: a fire committed between
         # two reads would look like a broken chain.
@@ -616,6 +648,11 @@ class CaseEngine:
             if case is None:
                 raise CaseNotFound(ref)
             entries = uow.cases.history(case.case_id)
+        return case, entries
+
+    def _check_chain(
+        self, case: Case, entries: list[HistoryEntry], anchor: ChainAnchor | None
+    ) -> ChainReport:
         broken = verify_chain(entries)
         if broken is None and len(entries) != case.version:
             broken = min(len(entries), case.version) + 1

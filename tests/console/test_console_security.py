@@ -478,6 +478,36 @@ class TestPages:
             client.get("/cases", params={"cursor": "not a cursor"}).status_code == 422
         )
 
+    def test_a_long_history_shows_the_newest_entries_first(self, console: Console):
+        case = console.open_case("LONG")
+        for _ in range(50):
+            for event, payload in (
+                ("suspend_liquidation", {}),
+                ("resume_liquidation", {"condition": "policy"}),
+            ):
+                console.seed.fire(
+                    rrm.FireEvent(
+                        case_id=case.case_id,
+                        event=event,
+                        actor="ana",
+                        role="ustr",
+                        payload=payload,
+                    )
+                )
+        client = console.signed_in("ana")
+
+        def rows(html: str) -> int:
+            table = html.split('id="history-table"', 1)[1].split("</table>", 1)[0]
+            return table.count("<tr><td>")
+
+        recent = client.get(_case_path(case)).text
+        assert rows(recent) == 100
+        assert "Show all 101 entries (older 1 hidden)" in recent
+        assert "All 101 entries verify against their hashes." in recent
+        whole = client.get(_case_path(case), params={"history": "all"}).text
+        assert rows(whole) == 101
+        assert "Show all" not in whole
+
     def test_an_unknown_case_is_a_page_not_a_trace(self, console: Console):
         answer = console.signed_in("ana").get("/cases/NO-SUCH-CASE")
         assert answer.status_code == 404

@@ -10,7 +10,7 @@ Party's time zone, named in the officer's language.
 from __future__ import annotations
 
 import io
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 #: The console's languages, each named in its own language.
+_CACHED_DAYS = 20_000
+
 LANGUAGES: Mapping[str, str] = {"en": "English", "es": "Español", "fr": "Français"}
 DEFAULT = "en"
 
@@ -71,6 +73,7 @@ class Formatter:
     def __init__(self, lang: str) -> None:
         self.lang = lang if lang in LANGUAGES else DEFAULT
         self.locale = Locale.parse(self.lang)
+        self._days: dict[date, str] = {}
 
     def day(self, value: date | str | None) -> str:
         """A calendar day, e.g. "16 Jan 2025" / "16 ene 2025"."""
@@ -78,7 +81,15 @@ class Formatter:
             return ""
         if isinstance(value, str):
             value = date.fromisoformat(value[:10])
-        return format_date(value, "medium", locale=self.locale)
+        return self._day(value)
+
+    def _day(self, value: date) -> str:
+        found = self._days.get(value)
+        if found is None:
+            found = format_date(value, "medium", locale=self.locale)
+            if len(self._days) < _CACHED_DAYS:
+                self._days[value] = found
+        return found
 
     def instant(self, value: datetime | str | None, tz: str = "UTC") -> str:
         """An instant shown in *tz*, with the zone named."""
@@ -89,6 +100,16 @@ class Formatter:
         zone = ZoneInfo(tz)
         text = format_datetime(value, "medium", tzinfo=zone, locale=self.locale)
         return f"{text} ({tz})"
+
+    def moment(self, value: datetime | str) -> str:
+        """An instant as its UTC day in the locale and a 24-hour UTC time.
+
+        For long lists, where the fully localized form costs too much.
+        """
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        utc = value.astimezone(UTC)
+        return f"{self._day(utc.date())}, {utc:%H:%M} UTC"
 
     def zone(self, tz: str) -> str:
         """A time zone's name in the officer's language, with its IANA id."""

@@ -316,22 +316,28 @@ def _may(
         return None
 
 
+#: History entries a case page shows before "show all" (newest first).
+HISTORY_SHOWN = 100
+
+
 def _case_view(
     request: Request,
     engine: CaseEngine,
     principal: Principal,
-    case: Case,
+    case_ref: str,
     *,
     status_code: int = 200,
     error: errors.RRMError | None = None,
     form: dict[str, Any] | None = None,
+    all_history: bool = False,
 ) -> Response:
     _ = gettext(request)
+    record = engine.record(case_ref)
+    case, history, chain = record.case, record.history, record.chain
     spec = engine.workflows.get(case.workflow_id, case.workflow_version)
     now = engine.clock.now()
     doc = case_json(case, spec, now)
-    history = engine.history(case.case_id)
-    chain = engine.verify(case.case_id)
+    shown = history if all_history else history[-HISTORY_SHOWN:]
     try:
         facility = engine.facility(case.facility.facility_id)
     except errors.FacilityNotFound:
@@ -351,7 +357,8 @@ def _case_view(
         status_code=status_code,
         case=doc,
         closed=closed,
-        entries=[entry_json(e) for e in reversed(history)],
+        entries=[entry_json(e) for e in reversed(shown)],
+        hidden_entries=len(history) - len(shown),
         chain=chain,
         facility=facility,
         actions=available_json(engine.available_events(case, principal=principal)),
@@ -366,10 +373,15 @@ def _case_view(
 
 
 @router.get("/cases/{case}")
-def case_page(request: Request, principal: Signed, case: str) -> Response:
+def case_page(
+    request: Request,
+    principal: Signed,
+    case: str,
+    history: Literal["recent", "all"] = "recent",
+) -> Response:
     """One case: parties, facility, deadlines, actions, history."""
     engine = _engine(request, principal)
-    return _case_view(request, engine, principal, engine.get(case))
+    return _case_view(request, engine, principal, case, all_history=history == "all")
 
 
 @router.get("/cases/{case}/timeline.svg")
@@ -452,12 +464,11 @@ def _changed(
     except (errors.CaseNotFound, errors.StorageError):
         raise
     except errors.RRMError as exc:
-        current = engine.get(found.case_id)
         return _case_view(
             request,
             engine,
             principal,
-            current,
+            found.case_id,
             status_code=_status(exc),
             error=exc,
             form=form,
