@@ -87,6 +87,7 @@ import rrm
 from rrm.adapters.sql.credentials import SqlCredentialStore
 from rrm.adapters.sql.engine import make_engine
 from rrm.adapters.sql.tables import CASE, CASE_EVENT, CASE_OFFICER, DEADLINE, FACILITY
+from rrm.server.console.pages import HISTORY_SHOWN
 from rrm.service.credentials import create_token
 from rrm.testing import FakeClock
 
@@ -494,6 +495,10 @@ class Page:
     check: str = "list"
 
 
+#: History entries the console's case page shows before "show all".
+SHOWN = HISTORY_SHOWN
+
+
 def pages(case_id: str, n_list: int, n_case: int) -> list[Page]:
     api = "/api/v1/cases"
     return [
@@ -512,11 +517,18 @@ def pages(case_id: str, n_list: int, n_case: int) -> list[Page]:
         ),
         Page("/cases?sort=reference", ("/cases", {"sort": "reference"}), [], n_list),
         Page(
-            f"/cases/{{id}} ({HISTORY:,} entries)",
+            f"/cases/{{id}} ({HISTORY:,} entries, newest {SHOWN} shown)",
             (f"/cases/{case_id}", {}),
             [(f"{api}/{case_id}", {}), (f"{api}/{case_id}/history", {})],
             n_case,
             check="case",
+        ),
+        Page(
+            f"/cases/{{id}}?history=all ({HISTORY:,} entries shown)",
+            (f"/cases/{case_id}", {"history": "all"}),
+            [(f"{api}/{case_id}", {}), (f"{api}/{case_id}/history", {})],
+            n_case,
+            check="case-all",
         ),
     ]
 
@@ -556,7 +568,8 @@ def _check(page: Page, console: httpx.Response, api: list[httpx.Response]) -> No
                 raise RuntimeError(msg)
     else:
         entries = len(re.findall(r"<tr><td>\d+</td><td>", html))
-        if entries != HISTORY or "Chain intact" not in html:
+        wanted = HISTORY if page.check == "case-all" else SHOWN
+        if entries != wanted or "Chain intact" not in html:
             msg = f"{page.name}: {entries} history rows on the console page"
             raise RuntimeError(msg)
         if len(api[1].json()["entries"]) != HISTORY:
