@@ -106,9 +106,7 @@ class TestAxe:
             context.close()
         assert found == "no violations", found
 
-    def test_every_page_in_english_and_spanish(
-        self, signed_in: Page, console: Console
-    ):
+    def test_every_page_in_english_and_spanish(self, signed_in: Page, console: Console):
         page = signed_in
         failures = []
         for lang in ("en", "es"):
