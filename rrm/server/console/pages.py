@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -126,51 +127,88 @@ def _after(cursor: str | None, sort: str) -> tuple[datetime | str, str] | None:
     return moment, case_id
 
 
-def _filters(
-    state: str | None,
-    workflow: str | None,
-    facility: str | None,
-    officer_id: str | None,
-    due_within: int | None,
-    due_unit: Literal["calendar", "business"],
-    q: str | None,
-) -> dict[str, Any]:
-    return {
-        "state": state or None,
-        "workflow": workflow or None,
-        "facility_id": facility or None,
-        "officer_id": officer_id or None,
-        "due_within": due_within,
-        "due_unit": due_unit,
-        "text": q or None,
-    }
-
-
 _Text = Annotated[str | None, Query(max_length=200)]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFilters:
+    """The case list's filters and order, as the page's form and links send them."""
+
+    state: str | None
+    workflow: str | None
+    facility: str | None
+    officer: str | None
+    due_within: int | None
+    due_unit: Literal["calendar", "business"]
+    q: str | None
+    sort: Literal["newest", "oldest", "reference"]
+
+    def find(self) -> dict[str, Any]:
+        """The keyword arguments of ``engine.find`` for these filters."""
+        return {
+            "state": self.state,
+            "workflow": self.workflow,
+            "facility_id": self.facility,
+            "officer_id": self.officer,
+            "due_within": self.due_within,
+            "due_unit": self.due_unit,
+            "text": self.q,
+            "order": self.sort,
+        }
+
+    def query(self) -> dict[str, Any]:
+        """The filters as query parameters of a link to the same list."""
+        values = {
+            "state": self.state,
+            "workflow": self.workflow,
+            "facility": self.facility,
+            "officer": self.officer,
+            "due_within": self.due_within,
+            "due_unit": self.due_unit if self.due_within is not None else None,
+            "q": self.q,
+            "sort": self.sort,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def case_filters(
+    state: _Text = None,
+    workflow: _Text = None,
+    facility: _Text = None,
+    officer: _Text = None,
+    due_within: Annotated[str | None, Query(max_length=4)] = None,
+    due_unit: Literal["calendar", "business"] = "business",
+    q: _Text = None,
+    sort: Literal["newest", "oldest", "reference"] = "newest",
+) -> CaseFilters:
+    """Read the case list's filters (an empty field is no filter)."""
+    return CaseFilters(
+        state=state or None,
+        workflow=workflow or None,
+        facility=facility or None,
+        officer=officer or None,
+        due_within=_days(due_within),
+        due_unit=due_unit,
+        q=q or None,
+        sort=sort,
+    )
+
+
+Filters = Annotated[CaseFilters, Depends(case_filters)]
 
 
 @router.get("/cases")
 def cases_page(
     request: Request,
     principal: Signed,
-    state: _Text = None,
-    workflow: _Text = None,
-    facility: _Text = None,
-    officer_id: Annotated[str | None, Query(alias="officer", max_length=200)] = None,
-    due_within: Annotated[str | None, Query(max_length=4)] = None,
-    due_unit: Literal["calendar", "business"] = "business",
-    q: _Text = None,
-    sort: Literal["newest", "oldest", "reference"] = "newest",
+    filters: Filters,
     cursor: Annotated[str | None, Query(max_length=600)] = None,
 ) -> Response:
     """Cases filtered, searched, sorted and paginated."""
     _ = gettext(request)
     engine = _engine(request, principal)
-    within = _days(due_within)
-    filters = _filters(state, workflow, facility, officer_id, within, due_unit, q)
-    found = engine.find(
-        **filters, order=sort, after=_after(cursor, sort), limit=_PAGE + 1
-    )
+    sort = filters.sort
+    found = engine.find(**filters.find(), after=_after(cursor, sort), limit=_PAGE + 1)
     page = found[:_PAGE]
     now = engine.clock.now()
     rows = []
@@ -178,20 +216,7 @@ def cases_page(
         spec = engine.workflows.get(case.workflow_id, case.workflow_version)
         doc = case_json(case, spec, now)
         rows.append(doc)
-    query = {
-        k: v
-        for k, v in {
-            "state": state,
-            "workflow": workflow,
-            "facility": facility,
-            "officer": officer_id,
-            "due_within": within,
-            "due_unit": due_unit if within is not None else None,
-            "q": q,
-            "sort": sort,
-        }.items()
-        if v not in (None, "")
-    }
+    query = filters.query()
     states = sorted(
         {
             (s.name, s.label)
@@ -234,23 +259,10 @@ def _cell(value: object) -> str:
 
 
 @router.get("/cases.csv")
-def cases_csv(
-    request: Request,
-    principal: Signed,
-    state: _Text = None,
-    workflow: _Text = None,
-    facility: _Text = None,
-    officer_id: Annotated[str | None, Query(alias="officer", max_length=200)] = None,
-    due_within: Annotated[str | None, Query(max_length=4)] = None,
-    due_unit: Literal["calendar", "business"] = "business",
-    q: _Text = None,
-    sort: Literal["newest", "oldest", "reference"] = "newest",
-) -> Response:
+def cases_csv(request: Request, principal: Signed, filters: Filters) -> Response:
     """The filtered case list as CSV (up to 10,000 cases)."""
     engine = _engine(request, principal)
-    within = _days(due_within)
-    filters = _filters(state, workflow, facility, officer_id, within, due_unit, q)
-    found = engine.find(**filters, order=sort, limit=_CSV_LIMIT)
+    found = engine.find(**filters.find(), limit=_CSV_LIMIT)
     now = engine.clock.now()
     buffer = io.StringIO()
     out = csv.writer(buffer)

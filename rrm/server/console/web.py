@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rrm import errors
 from rrm._version import __version__
 from rrm.domain.access import Principal
+from rrm.server import problems
 from rrm.server.console.i18n import LANGUAGES, Formatter, negotiate, translations
 from rrm.server.context import Service, service
 from rrm.service.access import MANAGERS
@@ -86,6 +87,8 @@ def _environment(lang: str) -> Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates ship inside the package: no need to stat them on each page.
+        auto_reload=False,
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     fmt = Formatter(lang)
@@ -262,30 +265,9 @@ def set_language(response: Response, lang: str, *, secure: bool) -> None:
     )
 
 
-# Errors a case officer can act on, by the status the page answers with.
-_STATUS: tuple[tuple[type[errors.RRMError], int], ...] = (
-    (errors.NotAuthenticated, 401),
-    (errors.NotPermitted, 403),
-    (errors.RoleNotAllowed, 403),
-    (errors.CaseNotFound, 404),
-    (errors.DeadlineNotFound, 404),
-    (errors.AlertNotFound, 404),
-    (errors.WorkflowNotFound, 404),
-    (errors.FacilityNotFound, 404),
-    (errors.WebhookNotFound, 404),
-    (errors.ConcurrencyConflict, 409),
-    (errors.CaseAlreadyExists, 409),
-    (errors.TransitionNotAllowed, 409),
-    (errors.GuardRejected, 422),
-    (errors.InvalidInput, 422),
-    (errors.InvalidWorkflow, 422),
-    (errors.StorageError, 503),
-)
-
-
 def status_of(exc: errors.RRMError) -> int:
-    """Return the HTTP status a page answers an engine error with."""
-    return next((s for t, s in _STATUS if isinstance(exc, t)), 400)
+    """Return the HTTP status a page answers an engine error with (as the API)."""
+    return problems.status_of(exc)
 
 
 class ConsoleRoute(APIRoute):
