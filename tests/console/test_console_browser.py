@@ -292,3 +292,29 @@ def test_open_a_case(console: Console, page):
         "body"
     )
     shot(console, page, "opened-case")
+
+
+def test_import_files_with_a_result_per_file(console: Console, page, tmp_path):
+    """An administrator uploads two files (htmx); each gets its own result."""
+    import json
+
+    from rrm.service.transfer import export_case
+
+    source = console.open_case("EXPORTED")
+    good = tmp_path / "good.json"
+    document = export_case(console.seed, source.case_id)
+    document["case"]["external_ref"] = console.ref("IMPORTED")
+    good.write_text(json.dumps(document))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{ not json")
+    sign_in(console, page, "admin", next_path="/import")
+    page.locator("input[type=file]").set_input_files([good, broken])
+    with page.expect_response(lambda r: r.url.endswith("/import")):
+        page.get_by_role("button", name="Import").click()
+    results = page.locator("#import-results")
+    results.locator("table").wait_for()
+    text = results.inner_text()
+    assert "good.json" in text
+    assert "broken.json" in text
+    assert console.seed.get(document["case"]["external_ref"]).case_id
+    shot(console, page, "import-results")
