@@ -572,3 +572,39 @@ def test_officer_list_unchanged(console: Console):
         o.officer_id for o in ASSIGNED
     }
     assert case.facility.facility_id == FACILITY.facility_id
+
+
+class TestBehindAProxy:
+    def test_forms_from_the_public_address_are_accepted(self, console: Console):
+        """A TLS proxy forwards https://rrm.agency.example to the app's own http."""
+        from starlette.requests import Request
+
+        from rrm.server import ServerSettings, create_app
+        from rrm.server.console.web import _same_origin
+
+        app = create_app(
+            console.seed,
+            console.credentials,
+            ServerSettings(public_url="https://rrm.agency.example", session_secret="k"),
+        )
+
+        def request(origin: str) -> Request:
+            return Request(
+                {
+                    "type": "http",
+                    "method": "POST",
+                    "scheme": "http",
+                    "server": ("10.0.0.5", 8000),
+                    "path": "/sign-out",
+                    "headers": [
+                        (b"host", b"10.0.0.5:8000"),
+                        (b"origin", origin.encode()),
+                    ],
+                    "app": app,
+                }
+            )
+
+        assert _same_origin(request("https://rrm.agency.example"))
+        assert _same_origin(request("http://10.0.0.5:8000"))
+        assert not _same_origin(request("https://evil.example"))
+        assert not _same_origin(request("http://rrm.agency.example"))

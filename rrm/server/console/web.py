@@ -165,8 +165,14 @@ def _same_origin(request: Request) -> bool:
             return origin is None
         parts = urlsplit(referer)
         origin = f"{parts.scheme}://{parts.netloc}"
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    return origin == own
+    # Behind a TLS-terminating proxy the request reaches us as http://host:port;
+    # the browser's origin is the public address the service is configured with.
+    public = urlsplit(service(request).settings.public_url)
+    own = {
+        f"{request.url.scheme}://{request.url.netloc}",
+        f"{public.scheme}://{public.netloc}",
+    }
+    return origin in own
 
 
 async def check_csrf(request: Request) -> None:
