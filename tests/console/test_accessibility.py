@@ -98,7 +98,10 @@ def _pages(case: rrm.Case) -> list[tuple[str, str]]:
             ("open-a-case", "/cases/new"),
             ("import", "/import"),
             ("workflows", "/workflows"),
-            ("workflow", "/workflows/usmca-31a/1"),
+            *(
+                (f"workflow-{w}", f"/workflows/{w}/1")
+                for w in ("usmca-31a", "usmca-31a-mx", "usmca-31b")
+            ),
             ("alerts", "/alerts"),
             ("audit", "/audit"),
         ]
