@@ -37,6 +37,7 @@ from rrm.server.console.web import (
     gettext,
     officer,
     render,
+    status_of,
 )
 from rrm.server.context import service
 from rrm.service.access import MANAGERS, Action
@@ -481,18 +482,12 @@ def _changed(
             engine,
             principal,
             found.case_id,
-            status_code=_status(exc),
+            status_code=status_of(exc),
             error=exc,
             form=form,
         )
     flash(request, done)
     return RedirectResponse(f"/cases/{after.case_id}", status_code=303)
-
-
-def _status(exc: errors.RRMError) -> int:
-    from rrm.server.console.web import status_of  # noqa: PLC0415
-
-    return status_of(exc)
 
 
 @router.post("/cases/{case}/events", dependencies=[Depends(check_csrf)])

@@ -16,13 +16,12 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import structlog
 from fastapi import Request, Response
@@ -46,7 +45,6 @@ __all__ = [
     "CSP",
     "LANG_COOKIE",
     "ConsoleRoute",
-    "Page",
     "SecurityHeaders",
     "check_csrf",
     "csrf_token",
@@ -120,7 +118,8 @@ class SignInRequired(Exception):
     """The page needs a signed-in officer; the browser is sent to sign in."""
 
 
-async def _officer(request: Request) -> Principal:
+async def officer(request: Request) -> Principal:
+    """Return the signed-in officer (a dependency of every page)."""
     text = request.session.get("sid")
     if not isinstance(text, str):
         raise SignInRequired
@@ -134,11 +133,6 @@ async def _officer(request: Request) -> Principal:
         raise SignInRequired from None
     request.state.principal_id = principal.principal_id
     return principal
-
-
-async def officer(request: Request) -> Principal:
-    """Return the signed-in officer (a dependency of every page)."""
-    return await _officer(request)
 
 
 # -- CSRF ------------------------------------------------------------------
@@ -199,17 +193,6 @@ async def check_csrf(request: Request) -> None:
 def flash(request: Request, message: str, kind: str = "success") -> None:
     """Keep a message for the next page this browser shows (after a redirect)."""
     request.session["flash"] = {"message": message, "kind": kind}
-
-
-@dataclass
-class Page:
-    """What every page template gets besides its own values."""
-
-    request: Request
-    principal: Principal | None
-    title: str
-    nav: str = ""
-    values: dict[str, Any] = field(default_factory=dict)
 
 
 def safe_next(target: str | None, default: str = "/work") -> str:
@@ -293,7 +276,7 @@ class ConsoleRoute(APIRoute):
                     f"?{request.url.query}" if request.url.query else ""
                 )
                 return RedirectResponse(
-                    f"/sign-in?next={_quote(here)}", status_code=303
+                    f"/sign-in?next={quote(here, safe='')}", status_code=303
                 )
             except RequestValidationError as exc:
                 _ = gettext(request)
@@ -343,12 +326,6 @@ class ConsoleRoute(APIRoute):
                 )
 
         return page
-
-
-def _quote(path: str) -> str:
-    from urllib.parse import quote  # noqa: PLC0415 - only on sign-in redirects
-
-    return quote(path, safe="")
 
 
 class SecurityHeaders:
