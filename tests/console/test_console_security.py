@@ -608,3 +608,12 @@ class TestBehindAProxy:
         assert _same_origin(request("http://10.0.0.5:8000"))
         assert not _same_origin(request("https://evil.example"))
         assert not _same_origin(request("http://rrm.agency.example"))
+
+
+def test_the_api_docs_keep_their_own_headers(console: Console):
+    """The console's CSP is for its pages: Swagger UI's page is left as FastAPI makes it."""
+    client = console.client()
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200
+    assert "content-security-policy" not in docs.headers
+    assert docs.headers["x-content-type-options"] == "nosniff"

@@ -352,6 +352,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        api = str(scope.get("path", "")).startswith("/api/")
+
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
@@ -360,7 +362,9 @@ class SecurityHeaders:
                 content_type = next(
                     (v for k, v in headers if k.lower() == b"content-type"), b""
                 )
-                if content_type.startswith(b"text/html"):
+                # The console's pages; the API's own HTML (its interactive docs)
+                # loads Swagger UI's scripts and keeps FastAPI's defaults.
+                if content_type.startswith(b"text/html") and not api:
                     extra += self._page
                 headers += [(k, v) for k, v in extra if k not in present]
                 message = {**message, "headers": headers}
