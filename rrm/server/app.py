@@ -66,7 +66,7 @@ def create_app(
     problems.install(app)
     registry = CollectorRegistry()
     app.state.metrics = registry
-    _install_metrics(app, registry)
+    templates = _install_metrics(app, registry)
     # The problems every signed-in route may answer with; routes add 409 and 412.
     signed_in = problems.responses(401, 403, 404, 422, 503)
     app.include_router(cases.router, prefix=API_PREFIX, responses=signed_in)
@@ -75,6 +75,9 @@ def create_app(
     app.include_router(hooks.feeds, responses=problems.responses(401, 422, 503))
     app.include_router(ops.router)
     console.install(app, settings)
+    # Each endpoint's path template, once, here: building FastAPI's lazy route
+    # contexts inside the first request raced with the request's own and crashed it.
+    templates.update(_templates(app))
     return app
 
 
@@ -95,7 +98,8 @@ def _templates(app: FastAPI) -> dict[Any, str]:
     }
 
 
-def _install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+def _install_metrics(app: FastAPI, registry: CollectorRegistry) -> dict[Any, str]:
+    """Count and time every request; return the route templates to fill in."""
     requests = Counter(
         "rrm_http_requests",
         "HTTP requests answered, by route and status.",
@@ -110,7 +114,11 @@ def _install_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
         buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     )
 
-    app.add_middleware(_Metrics, requests=requests, latency=latency, app_ref=app)
+    templates: dict[Any, str] = {}
+    app.add_middleware(
+        _Metrics, requests=requests, latency=latency, templates=templates
+    )
+    return templates
 
 
 class _Metrics:
@@ -122,13 +130,12 @@ class _Metrics:
         *,
         requests: Counter,
         latency: Histogram,
-        app_ref: FastAPI,
+        templates: dict[Any, str],
     ) -> None:
         self.app = app
         self._requests = requests
         self._latency = latency
-        self._root = app_ref
-        self._templates: dict[Any, str] = {}
+        self._templates = templates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,8 +153,6 @@ class _Metrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            if not self._templates:
-                self._templates.update(_templates(self._root))
             # The route's template, never the path: paths hold case references.
             name = self._templates.get(scope.get("endpoint"), "(unmatched)")
             method = scope["method"]
