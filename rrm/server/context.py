@@ -17,7 +17,7 @@ from rrm.service.access import Action
 from rrm.service.credentials import CredentialStore
 from rrm.service.engine import CaseEngine
 
-__all__ = ["Caller", "Reader", "Service", "service"]
+__all__ = ["Caller", "Reader", "Service", "require_reader", "service"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,13 +66,22 @@ async def _principal(
     return principal
 
 
-async def _reader(
-    principal: Annotated[Principal, Depends(_principal)], request: Request
-) -> Principal:
-    if not service(request).engine.authorizer.may_read(principal):
+def require_reader(engine: CaseEngine, principal: Principal) -> None:
+    """Refuse a principal that may not read cases (the API's and the console's rule).
+
+    Raises:
+        NotPermitted: The principal holds no role.
+    """
+    if not engine.authorizer.may_read(principal):
         raise NotPermitted(
             principal.principal_id, Action.READ.value, "", "", "you hold no role"
         )
+
+
+async def _reader(
+    principal: Annotated[Principal, Depends(_principal)], request: Request
+) -> Principal:
+    require_reader(service(request).engine, principal)
     return principal
 
 

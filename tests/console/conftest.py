@@ -13,8 +13,6 @@ from __future__ import annotations
 import itertools
 import re
 import socket
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -22,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 import rrm
 from rrm.adapters.sql.credentials import SqlCredentialStore
@@ -32,6 +29,7 @@ from rrm.service.access import AccessPolicy
 from rrm.service.credentials import create_token
 from rrm.testing import FakeClock
 
+from ..live import start_server  # noqa: TID252 - tests are not an installed package
 from .oidc_provider import OidcProvider, start_provider
 
 if TYPE_CHECKING:
@@ -220,41 +218,6 @@ class Console:
                 map(repr, conn.execute(sa.text("SELECT * FROM rrm_alert")).all())
             )
         return found
-
-
-def free_port() -> int:
-    """Return a loopback TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(
-    app: FastAPI, sock: socket.socket
-) -> tuple[uvicorn.Server, threading.Thread]:
-    """Serve *app* on *sock* in a background thread; return when it listens."""
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        loop="asyncio",
-        http="h11",
-        ws="none",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True
-    )
-    thread.start()
-    started = time.monotonic()
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() - started > 10:
-            msg = "the console did not start"
-            raise RuntimeError(msg)
-        time.sleep(0.01)
-    return server, thread
 
 
 @pytest.fixture(name="console", scope="module")

@@ -18,7 +18,6 @@ import itertools
 import json
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +27,6 @@ import httpx
 import jwt
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import rrm
@@ -41,6 +39,8 @@ from rrm.service import webhooks
 from rrm.service.access import AccessPolicy, Grant
 from rrm.service.credentials import create_token
 from rrm.testing import FakeClock
+
+from ..live import free_port, start_server  # noqa: TID252 - tests are not an installed package
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -113,13 +113,6 @@ ASSIGNED = (
     rrm.Officer(officer_id="dana", role="dol", email="dana@dol.example"),
     rrm.Officer(officer_id="sam", role="supervisor", email="sam@ustr.example"),
 )
-
-
-def free_port() -> int:
-    """Return a loopback TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the identity provider -------------------------------------------------------
@@ -416,33 +409,6 @@ class LiveServer:
         return found
 
 
-def _start(
-    app: FastAPI, sock: socket.socket
-) -> tuple[uvicorn.Server, threading.Thread]:
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        loop="asyncio",
-        http="h11",
-        ws="none",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True
-    )
-    thread.start()
-    started = time.monotonic()
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() - started > 10:
-            msg = "the case service did not start"
-            raise RuntimeError(msg)
-        time.sleep(0.01)
-    return server, thread
-
-
 @pytest.fixture(name="live", scope="module")
 def _live(
     module_backend: str,
@@ -485,7 +451,7 @@ def _live(
         )
         credentials = SqlCredentialStore(sql)
         app = create_app(engine, credentials, settings)
-        server, thread = _start(app, sock)
+        server, thread = start_server(app, sock)
         http = httpx.Client(base_url=base, timeout=30, trust_env=False)
         live = LiveServer(
             url=base,

@@ -39,7 +39,7 @@ from rrm.server.console.web import (
     render,
     status_of,
 )
-from rrm.server.context import service
+from rrm.server.context import require_reader, service
 from rrm.service.access import MANAGERS, Action
 from rrm.service.engine import CaseEngine
 from rrm.service.transfer import export_case
@@ -56,16 +56,9 @@ _PAGE = 50
 _CSV_LIMIT = 10_000
 
 
-def _reader(engine: CaseEngine, principal: Principal) -> None:
-    if not engine.authorizer.may_read(principal):
-        raise errors.NotPermitted(
-            principal.principal_id, Action.READ.value, "", "", "you hold no role"
-        )
-
-
 def _engine(request: Request, principal: Principal) -> CaseEngine:
     engine = service(request).engine
-    _reader(engine, principal)
+    require_reader(engine, principal)
     request.state.console_principal = principal
     return engine
 
