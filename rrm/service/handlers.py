@@ -274,6 +274,9 @@ def open_case(
     if existing is not None:
         raise CaseAlreadyExists(ref, existing.case_id)
     _check_registry(uow, facility)
+    follows = _follows(uow, cmd.payload.get("follows"), facility)
+    if follows is not None:
+        attributes["follows"] = follows
     case = Case(
         case_id=case_id,
         external_ref=ref,
@@ -347,6 +350,33 @@ def open_case(
         deadlines=deadlines,
         officers=officers,
     )
+
+
+def _follows(
+    uow: UnitOfWork, named: JSONValue, facility: Facility
+) -> dict[str, JSONValue] | None:
+    """Resolve the earlier case a second request on a facility follows.
+
+    The opening payload's ``follows`` names it (reference or id); it must exist
+    and concern the same facility, so the registry counts both requests there.
+    """
+    if named is None:
+        return None
+    if not isinstance(named, str):
+        raise InvalidInput("payload.follows", "must name an earlier case")
+    earlier = uow.cases.get_by_ref(named) or uow.cases.get(named)
+    if earlier is None:
+        raise InvalidInput(
+            "payload.follows",
+            f"no case {named!r}: open or import the earlier one first",
+        )
+    if earlier.facility.facility_id != facility.facility_id:
+        raise InvalidInput(
+            "payload.follows",
+            f"case {earlier.external_ref} concerns facility "
+            f"{earlier.facility.facility_id!r}, not {facility.facility_id!r}",
+        )
+    return {"case_id": earlier.case_id, "external_ref": earlier.external_ref}
 
 
 def _check_registry(uow: UnitOfWork, facility: Facility) -> None:
@@ -455,8 +485,12 @@ def fire_on(
     actor = v.text("actor", cmd.actor)
     at = v.when(cmd.at, now, case.last_event_at)
     spec = workflows.get(case.workflow_id, case.workflow_version)
-    if spec.states[case.state].terminal:
-        raise TransitionNotAllowed(case.case_id, case.state, cmd.event)
+    if spec.states[case.state].terminal and not spec.is_fact(cmd.event):
+        # A closed case takes only dated facts (a later publication, the
+        # actual resumption of liquidation), never a procedural step.
+        raise TransitionNotAllowed(
+            case.case_id, case.state, cmd.event, tuple(spec.facts)
+        )
     decision = decide(
         spec,
         case,

@@ -9,8 +9,9 @@ the set of open deadlines always agrees with the state.
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from rrm.domain.alerts import next_step_at
 from rrm.domain.case import Case, Deadline, DeadlineStatus, JSONValue, Party
@@ -125,6 +126,15 @@ def plan_deadlines(
     live = {k: d for k, d in facts.case.open_deadlines.items() if k not in closed_keys}
     opened: list[Deadline] = []
     for spec in _by_anchor_order(workflow):
+        old = live.get(spec.key)
+        if old is not None and _reanchors(spec, facts, old):
+            # The day the request was received, learnt after it was sent: the
+            # open clock counts again from the receipt (issue #11, item 2).
+            for d in _open(workflow, spec, facts, calendars, live):
+                closed.append(_superseded(old, facts))
+                live[d.key] = d
+                opened.append(d)
+            continue
         if facts.event not in spec.opened_by:
             continue
         for d in _open(workflow, spec, facts, calendars, live):
@@ -132,6 +142,30 @@ def plan_deadlines(
                 live[d.key] = d
                 opened.append(d)
     return (*closed, *opened)
+
+
+def _reanchors(spec: DeadlineSpec, facts: EventFacts, old: Deadline) -> bool:
+    """True when *facts* re-dates an open clock from its request's receipt.
+
+    An extended clock keeps the date the Parties agreed; a paused one waits.
+    """
+    return (
+        facts.event in spec.reanchored_by
+        and spec.anchor_from is not None
+        and facts.payload.get(spec.anchor_from) is not None
+        and old.status is DeadlineStatus.OPEN
+        and old.extensions == 0
+    )
+
+
+def _superseded(old: Deadline, facts: EventFacts) -> Deadline:
+    return dataclasses.replace(
+        old,
+        status=DeadlineStatus.CANCELLED,
+        closed_seq=facts.seq,
+        closed_at=facts.at,
+        next_action_at=None,
+    )
 
 
 def _by_anchor_order(workflow: WorkflowSpec) -> list[DeadlineSpec]:
@@ -195,10 +229,18 @@ def _open(
     anchor = _anchor(spec, facts, live)
     if anchor is None:
         return []
+    base = live.get(spec.key)
+    sent = base.anchor_at if base is not None else anchor
+    anchor, rule = _received(spec, facts, cal, anchor, sent, rule)
     if spec.agreed_list is not None:
         items = facts.payload.get(spec.agreed_list)
+        first = 1
+        if not isinstance(items, list) and "due" in facts.payload:
+            # One milestone added to an agreed plan: numbered after the others.
+            items = [{"label": facts.payload.get("label"), "due": facts.payload["due"]}]
+            first += sum(1 for d in facts.case.deadlines if spec_key(d.key) == spec.key)
         out = []
-        for i, item in enumerate(items if isinstance(items, list) else [], start=1):
+        for i, item in enumerate(items if isinstance(items, list) else [], start=first):
             if isinstance(item, dict):
                 labelled = dataclasses.replace(
                     rule, label=f"{spec.label}: {item['label']}"
@@ -219,6 +261,10 @@ def _open(
                 )
         return out
     if spec.agreed_from is not None:
+        if facts.payload.get(spec.agreed_from) is None:
+            # The agreed date is not known (never published): no clock runs;
+            # the effect flags the case so an officer records it.
+            return []
         due = agreed_due(
             rule,
             anchor=anchor,
@@ -238,6 +284,38 @@ def _open(
             cal=cal,
         )
     ]
+
+
+def _received(  # noqa: PLR0917 - one private call site
+    spec: DeadlineSpec,
+    facts: EventFacts,
+    cal: BusinessCalendar,
+    anchor: datetime,
+    sent_at: datetime,
+    rule: DeadlineRule,
+) -> tuple[datetime, DeadlineRule]:
+    """Count from the day of receipt when the event gives one (issue #11, item 2).
+
+    The explanation says which date the clock counts from: the receipt, or the
+    sending when no receipt date was recorded.
+    """
+    if spec.anchor_from is None:
+        return anchor, rule
+    value = facts.payload.get(spec.anchor_from)
+    sent = local_date(sent_at, cal.timezone)
+    if value is None:
+        label = f"{spec.anchor_label} (sent; no receipt date recorded)"
+        return anchor, dataclasses.replace(rule, anchor_label=label)
+    received = _date(value)
+    if received < sent:
+        raise InvalidInput(
+            f"payload.{spec.anchor_from}",
+            f"{received.isoformat()} is before the request was sent "
+            f"({sent.isoformat()})",
+        )
+    label = f"the receipt of {spec.anchor_label} (sent {sent.isoformat()})"
+    start = datetime.combine(received, time(12), tzinfo=ZoneInfo(cal.timezone))
+    return start, dataclasses.replace(rule, anchor_label=label)
 
 
 def _anchor(

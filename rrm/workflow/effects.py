@@ -171,6 +171,10 @@ def _plan(ctx: EffectContext) -> EffectOutcome:
         "due": ctx.payload.get("due"),
         "milestones": items,
     }
+    if ctx.payload.get("due") is None:
+        # The end date was never published (or is not yet known): flagged, and
+        # no completion clock runs until the date is recorded.
+        plan["due_unknown"] = True
     return EffectOutcome(updates={"remediation_plan": plan})
 
 
@@ -202,3 +206,43 @@ def _record(ctx: EffectContext) -> EffectOutcome:
     record.update(ctx.payload)
     record[f"{ctx.event}_at"] = _iso(ctx.at)
     return EffectOutcome(updates={key: record})
+
+
+@_register("fact")
+def _fact(ctx: EffectContext) -> EffectOutcome:
+    # A dated fact that is not a procedural step: kept in date order with the
+    # instant it was recorded, so a fact learnt late keeps its own date.
+    facts = ctx.attributes.get("facts")
+    items = copy.deepcopy(facts) if isinstance(facts, list) else []
+    item: dict[str, JSONValue] = {"fact": ctx.event, **ctx.payload}
+    item["recorded_at"] = _iso(ctx.at)
+    items.append(item)
+    items.sort(key=lambda f: str(f.get("on", "")) if isinstance(f, dict) else "")
+    return EffectOutcome(updates={"facts": items})
+
+
+@_register("milestone_added")
+def _milestone_added(ctx: EffectContext) -> EffectOutcome:
+    # An unscheduled milestone the Parties add to an agreed course of
+    # remediation: numbered after the existing ones, like the deadline it opens.
+    plan = _dict(ctx, "remediation_plan")
+    milestones = plan.get("milestones")
+    items = list(milestones) if isinstance(milestones, list) else []
+    items.append(
+        {
+            "label": ctx.payload.get("label"),
+            "due": ctx.payload.get("due"),
+            "status": "open",
+            "added_at": _iso(ctx.at),
+        }
+    )
+    plan["milestones"] = items
+    return EffectOutcome(updates={"remediation_plan": plan})
+
+
+@_register("remediation_due_recorded")
+def _due_recorded(ctx: EffectContext) -> EffectOutcome:
+    plan = _dict(ctx, "remediation_plan")
+    plan["due"] = ctx.payload.get("due")
+    plan.pop("due_unknown", None)
+    return EffectOutcome(updates={"remediation_plan": plan})

@@ -201,3 +201,14 @@ def _basis_given(ctx: GuardContext) -> Rejection | None:
         reason="liquidation is suspended for this facility; say on which basis it "
         "resumes (payload 'condition' or 'basis') before closing",
     )
+
+
+@register("remediation_due_unknown")
+def _due_unknown(ctx: GuardContext) -> Rejection | None:
+    plan = ctx.case.attributes.get("remediation_plan")
+    if isinstance(plan, dict) and plan.get("due_unknown"):
+        return None
+    return Rejection(
+        reason="the course of remediation already has its completion date; "
+        "extend the deadline to move it"
+    )

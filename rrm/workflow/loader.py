@@ -66,6 +66,7 @@ _TOP = {
     "deadlines",
     "parameters",
     "alert_ladders",
+    "facts",
 }
 
 
@@ -179,6 +180,7 @@ def parse_workflow(
     openings = _openings(ctx, data, states, roles)
     transitions = _transitions(ctx, data, states, roles)
     events = {t.event for t in transitions} | {o.event for o in openings.values()}
+    facts = _facts(ctx, data, roles, events)
     ladders = _ladders(ctx, data, roles)
     deadlines = _deadlines(ctx, data, states, events, ladders)
     _check_lapses(ctx, transitions, deadlines)
@@ -201,6 +203,7 @@ def parse_workflow(
         transitions=transitions,
         deadlines=deadlines,
         parameters=_parameters(ctx, data),
+        facts=facts,
     )
 
 
@@ -430,6 +433,53 @@ def _transitions(
     return tuple(out)
 
 
+_FACT_KEYS = {"label", "roles", "citation", "evidence", "payload", "effects"}
+
+
+def _facts(
+    ctx: _Ctx,
+    data: Mapping[str, Any],
+    roles: Mapping[str, str],
+    events: set[str],
+) -> dict[str, TransitionSpec]:
+    """Read ``[facts.<event>]``: dated facts recordable in every state.
+
+    A fact never moves the case and never opens or meets a deadline; its own
+    date is the payload field ``on`` (a fact learnt late is recorded late).
+    """
+    raw = data.get("facts", {})
+    if not isinstance(raw, dict):
+        raise ctx.fail("facts", "a table is required here")
+    out: dict[str, TransitionSpec] = {}
+    for event, body in raw.items():
+        path = f"facts.{event}."
+        ctx.only(body, _FACT_KEYS, path)
+        if event in events:
+            raise ctx.fail(
+                f"facts.{event}", "is already an event of a transition or opening"
+            )
+        payload = _payload(ctx, body, path)
+        on = next((f for f in payload if f.name == "on"), None)
+        if on is None or on.type != "date" or not on.required:
+            raise ctx.fail(
+                f"{path}payload.on", 'a fact needs its own date: on = "date"'
+            )
+        _, effects = _checks(ctx, {"effects": body.get("effects", [])}, path)
+        out[event] = TransitionSpec(
+            event=event,
+            sources=(),
+            dest="",
+            roles=_role_list(ctx, body, path, roles),
+            label=ctx.text(body, "label", path),
+            citation=ctx.text(body, "citation", path),
+            evidence=ctx.evidence(body, path),
+            effects=("fact", *effects),
+            payload=payload,
+            is_fact=True,
+        )
+    return out
+
+
 _DEADLINE_KEYS = {
     "label",
     "actor",
@@ -448,6 +498,8 @@ _DEADLINE_KEYS = {
     "note",
     "agreed_from",
     "agreed_list",
+    "anchor_from",
+    "reanchored_by",
     "on_lapse",
     "alerts",
 }
@@ -484,6 +536,33 @@ def _anchor(ctx: _Ctx, body: Mapping[str, Any], path: str) -> str | None:
     if anchor != "event":
         raise ctx.fail(f"{path}anchor", "must be 'event' or 'deadline:<key>'")
     return None
+
+
+def _anchor_from(
+    ctx: _Ctx, body: Mapping[str, Any], path: str, anchor_deadline: str | None
+) -> str | None:
+    value = body.get("anchor_from")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ctx.fail(f"{path}anchor_from", "must name a date field of the payload")
+    if anchor_deadline is not None:
+        raise ctx.fail(
+            f"{path}anchor_from", "a deadline anchored on another deadline has no date"
+        )
+    return value
+
+
+def _reanchored_by(
+    ctx: _Ctx, body: Mapping[str, Any], path: str, events: set[str]
+) -> tuple[str, ...]:
+    names = ctx.names(body, "reanchored_by", path)
+    if names and body.get("anchor_from") is None:
+        raise ctx.fail(f"{path}reanchored_by", "needs anchor_from (the date field)")
+    for i, e in enumerate(names):
+        if e not in events:
+            raise ctx.fail(f"{path}reanchored_by[{i}]", f"no event {e!r}")
+    return names
 
 
 def _refs(
@@ -594,6 +673,8 @@ def _deadline(
         note=ctx.text(body, "note", path, required=False),
         agreed_from=body.get("agreed_from"),
         agreed_list=body.get("agreed_list"),
+        anchor_from=_anchor_from(ctx, body, path, anchor_deadline),
+        reanchored_by=_reanchored_by(ctx, body, path, events),
         on_lapse=cast(
             "Literal['flag', 'advance']",
             _choice(ctx, body, "on_lapse", path, ("flag", "advance")),

@@ -99,7 +99,7 @@ def _machine(spec: WorkflowSpec) -> Machine:
                     "dest": t.dest,
                     "conditions": [_condition(t)],
                 }
-                for t in spec.transitions
+                for t in spec.expanded_transitions()
             ],
             initial=None,
             auto_transitions=False,

@@ -6,7 +6,7 @@ part of RRM reads workflows only through these frozen values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from rrm.domain.deadlines import Counting, Evidence
@@ -95,6 +95,7 @@ class TransitionSpec:
     flags: Mapping[str, str] = field(default_factory=dict)
     after_lapse_of: str | None = None
     index: int = 0
+    is_fact: bool = False
 
     @property
     def internal(self) -> bool:
@@ -125,6 +126,8 @@ class DeadlineSpec:
     note: str = ""
     agreed_from: str | None = None
     agreed_list: str | None = None
+    anchor_from: str | None = None
+    reanchored_by: tuple[str, ...] = ()
     on_lapse: Literal["flag", "advance"] = "flag"
     ladder: AlertLadder | None = None
 
@@ -164,6 +167,10 @@ class WorkflowSpec:
     transitions: tuple[TransitionSpec, ...]
     deadlines: Mapping[str, DeadlineSpec]
     parameters: Mapping[str, ParameterSpec]
+    # Dated facts recordable in every state, closed ones included, without moving
+    # the case (a legitimation vote, a published determination): one template
+    # per event, with no sources; ``transitions_from`` expands them per state.
+    facts: Mapping[str, TransitionSpec] = field(default_factory=dict)
     # Transitions by source state, in definition order (every fire asks).
     _from: Mapping[str, tuple[TransitionSpec, ...]] = field(
         init=False, repr=False, compare=False
@@ -174,8 +181,21 @@ class WorkflowSpec:
         for t in self.transitions:
             for source in dict.fromkeys(t.sources):
                 index.setdefault(source, []).append(t)
+        for state in self.states:
+            index.setdefault(state, []).extend(
+                replace(f, sources=(state,), dest=state) for f in self.facts.values()
+            )
         by_state = {state: tuple(ts) for state, ts in index.items()}
         object.__setattr__(self, "_from", by_state)
+
+    def expanded_transitions(self) -> tuple[TransitionSpec, ...]:
+        """Return the transitions and every fact expanded to each state."""
+        facts = tuple(t for ts in self._from.values() for t in ts if t.is_fact)
+        return (*self.transitions, *facts)
+
+    def is_fact(self, event: str) -> bool:
+        """True when *event* records a dated fact, possible in every state."""
+        return event in self.facts
 
     def transitions_from(self, state: str) -> tuple[TransitionSpec, ...]:
         """Return the transitions whose sources include *state*."""

@@ -74,7 +74,7 @@ if TYPE_CHECKING:
 
 Step = tuple[str, str, dict[str, Any]]
 
-RESUME: Step = ("resume_liquidation", "ustr", {"condition": "policy"})
+RESUME: Step = ("resume_liquidation", "ustr", {"basis": "USTR notice"})
 SUSPEND: Step = ("suspend_liquidation", "ustr", {})
 CYCLE: tuple[Step, ...] = (
     SUSPEND,

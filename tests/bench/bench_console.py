@@ -213,7 +213,7 @@ def _fire_history(engine: rrm.CaseEngine, clock: FakeClock, case_id: str) -> Non
                     event="resume_liquidation",
                     actor=OFFICER,
                     role="ustr",
-                    payload={"condition": "policy"},
+                    payload={"basis": "USTR notice"},
                     reason="Liquidation resumes while the review goes on",
                 )
             )

@@ -123,7 +123,7 @@ class TestFire:
 
         result = run(
             "case", "fire", REF, "case_closed", "--db", opened, "--role", "ustr",
-            "--actor", "officer:ana", "--set", "condition=policy", "--json",
+            "--actor", "officer:ana", "--set", "basis=USTR notice", "--json",
         )  # fmt: skip
 
         assert result.code == 0, result.err

@@ -483,7 +483,7 @@ class TestPages:
         for _ in range(50):
             for event, payload in (
                 ("suspend_liquidation", {}),
-                ("resume_liquidation", {"condition": "policy"}),
+                ("resume_liquidation", {"basis": "USTR notice"}),
             ):
                 console.seed.fire(
                     rrm.FireEvent(

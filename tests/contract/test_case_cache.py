@@ -111,7 +111,7 @@ def test_the_sweep_of_another_process_is_not_undone(engine, other, clock):
     # and writes next must start from the swept row.
     clock.advance(timedelta(minutes=1))
     after = engine.fire(
-        fire(case, "resume_liquidation", payload={"condition": "policy"})
+        fire(case, "resume_liquidation", payload={"basis": "USTR notice"})
     )
     answer = after.open_deadlines["respondent_answer"]
     assert (answer.alerts_through, answer.next_action_at) == (

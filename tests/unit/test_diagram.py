@@ -141,7 +141,7 @@ def test_mermaid_escapes_quotes_brackets_and_newlines() -> None:
     # The title is a quoted YAML scalar on one line.
     title = text.splitlines()[1]
     assert title.startswith('title: "') and title.endswith('"')
-    assert json.loads(title.removeprefix("title: ")).startswith("usmca-31a v1: Evil")
+    assert json.loads(title.removeprefix("title: ")).startswith("usmca-31a v2: Evil")
 
 
 def test_unsafe_state_names_get_neutral_ids() -> None:
@@ -174,7 +174,7 @@ def test_output_is_deterministic(workflow_id: str) -> None:
 def test_dot_names_every_state_and_event(workflow_id: str) -> None:
     spec = specs()[workflow_id]
     text = dot(spec)
-    assert text.startswith(f'digraph "{workflow_id} v1" {{')
+    assert text.startswith(f'digraph "{workflow_id} v{spec.version}" {{')
     for name in spec.states:
         assert f'    "{name}" [label="' in text
     for t in spec.transitions:

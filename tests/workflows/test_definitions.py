@@ -184,7 +184,7 @@ class TestRejected:
 
 class TestVersionPinning:
     def test_case_stays_on_its_version(self, tmp_path, clock, sql_engine_for, samples):
-        """A case opened under v1 keeps v1's rules after v2 is added."""
+        """A case opened under v2 keeps v2's rules after v3 is added."""
         root = copy_tree(tmp_path)
         engine = rrm.bootstrap(
             sql_engine_for(f"sqlite:///{tmp_path / 'a.sqlite'}"),
@@ -205,18 +205,18 @@ class TestVersionPinning:
                 role="ustr",
             )
         )
-        v2 = root / "usmca-31a" / "v2.toml"
-        shutil.copy(root / "usmca-31a" / "v1.toml", v2)
-        edit(v2, "version = 1", "version = 2")
-        edit(v2, "days = 45", "days = 60")
+        v3 = root / "usmca-31a" / "v3.toml"
+        shutil.copy(root / "usmca-31a" / "v2.toml", v3)
+        edit(v3, "version = 2", "version = 3")
+        edit(v3, "days = 45", "days = 60")
         engine2 = rrm.bootstrap(
             sql_engine_for(f"sqlite:///{tmp_path / 'a.sqlite'}"),
             clock=clock,
             workflows=root,
         )
-        assert engine2.workflows.get("usmca-31a").version == 2
+        assert engine2.workflows.get("usmca-31a").version == 3
         reloaded = engine2.get(case.case_id)
-        assert reloaded.workflow_version == 1
+        assert reloaded.workflow_version == 2
         new = engine2.open_case(
             rrm.OpenCase(
                 workflow="usmca-31a",
@@ -230,7 +230,7 @@ class TestVersionPinning:
                 role="ustr",
             )
         )
-        assert new.workflow_version == 2
+        assert new.workflow_version == 3
         old_due = reloaded.open_deadlines["respondent_review"].due_date
         new_due = new.open_deadlines["respondent_review"].due_date
         assert (new_due - old_due).days == 15

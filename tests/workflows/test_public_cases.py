@@ -129,7 +129,7 @@ def vu(rec: dict[str, Any]) -> list[Step]:
             {
                 "date_precision": "approx",
                 "note": "Warren News ref 2310100066",
-                "condition": "policy",
+                "basis": "matter terminated by the Parties (USTR to monitor payments)",
             },
         ),
     ]

@@ -164,11 +164,14 @@ class TestRemediation:
         steps = self._plan(open_case, "2025-05-30")
         with pytest.raises(rrm.GuardRejected, match="liquidation is suspended"):
             steps.fire("facility_closed", "ustr")
-        steps.fire("facility_closed", "ustr", condition="policy")
+        with pytest.raises(rrm.InvalidInput, match="must be one of otherwise_remedied"):
+            # v2 drops v1's "policy": 19 U.S.C. 4692(b) names three conditions.
+            steps.fire("facility_closed", "ustr", condition="policy")
+        steps.fire("facility_closed", "ustr", basis="matter terminated by the Parties")
         assert steps.state == "closed_facility_closed"
-        assert (
-            steps.case.attributes["liquidation"]["periods"][-1]["condition"] == "policy"
-        )
+        period = steps.case.attributes["liquidation"]["periods"][-1]
+        assert period["condition"] is None
+        assert period["resumption_basis"] == "matter terminated by the Parties"
         assert steps.case.open_deadlines == {}
 
     def test_unknown_milestone_is_refused(self, open_case):
@@ -272,7 +275,8 @@ class TestPanel:
             condition="otherwise_remedied",
             respondent_agreement="Mexican note of 2025-02-01",
         )
-        assert steps.state == "withdrawn_settled"
+        # v1 ended in "withdrawn_settled"; v2 names the outcome "closed by agreement".
+        assert steps.state == "closed_by_agreement"
         assert steps.case.attributes["liquidation"]["status"] == "resumed"
 
     def test_no_panel_certified_then_closed(self, open_case):
@@ -296,7 +300,7 @@ class TestPanel:
         steps = to_panel(open_case)
         steps.fire("panel_constituted", "secretariat")
         steps.fire("panel_finds_denial", "panel")
-        steps.fire("no_remedy_elected", "ustr", condition="policy")
+        steps.fire("no_remedy_elected", "ustr", condition="otherwise_remedied")
         assert steps.state == "closed_no_remedy"
 
 
