@@ -5,17 +5,29 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from rrm.cli.common import JsonOption, console, print_json
+from rrm.cli.common import (
+    DEFAULT_DB,
+    ActorOption,
+    DbOption,
+    JsonOption,
+    ReasonOption,
+    console,
+    engine_for,
+    print_json,
+)
 from rrm.cli.render import print_workflow
 from rrm.errors import InvalidInput
 from rrm.views import workflow_json
 from rrm.workflow import diagram
 from rrm.workflow.registry import check_released_lock, load_workflows
+
+if TYPE_CHECKING:
+    from rrm.service.migration import MigrationReport
 
 __all__ = ["app"]
 
@@ -164,3 +176,113 @@ def draw(
     except OSError as exc:
         raise InvalidInput("--out", f"cannot write {out}: {exc.strerror}") from None
     console.print(f"{spec.workflow_id} v{spec.version} drawn to {out}", highlight=False)
+
+
+def _version_of(option: str, value: str) -> tuple[str, int]:
+    """Parse ``<workflow-id>@<version>``."""
+    workflow, at, version = value.partition("@")
+    if not at or not workflow or not version.isdigit():
+        raise InvalidInput(
+            option, f"write it as <workflow>@<version>, e.g. usmca-31a@1; got {value!r}"
+        )
+    return workflow, int(version)
+
+
+@app.command("migrate")
+def migrate(
+    *,
+    source: Annotated[
+        str, typer.Option("--from", help="The version cases are on: <workflow>@<N>.")
+    ],
+    target: Annotated[
+        str, typer.Option("--to", help="The version to move them to: <workflow>@<N>.")
+    ],
+    actor: ActorOption = "",
+    reason: ReasonOption = "",
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print what would change; write nothing."),
+    ] = False,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Move every case of one workflow version to another by its state mapping.
+
+    The mapping is the reviewed file <workflow>/migrate-v<from>-to-v<to>.toml. If
+    any case is in a state the mapping leaves out, nothing moves. Each moved case
+    gets one audited history entry, its open deadlines recomputed under the new
+    version (with the reason for each date) and its version pin moved.
+    """
+    workflow, old = _version_of("--from", source)
+    other, new = _version_of("--to", target)
+    if other != workflow:
+        raise InvalidInput("--to", f"must be a version of {workflow}, not {other}")
+    with engine_for(db) as engine:
+        report = engine.migrate(
+            workflow,
+            from_version=old,
+            to_version=new,
+            actor=actor,
+            reason=reason,
+            dry_run=dry_run,
+        )
+    if as_json:
+        print_json(_migration_json(report))
+        return
+    _print_migration(report)
+
+
+def _migration_json(report: MigrationReport) -> dict[str, Any]:
+    return {
+        "workflow": report.workflow_id,
+        "from_version": report.from_version,
+        "to_version": report.to_version,
+        "mapping": report.mapping_file,
+        "mapping_sha256": report.mapping_sha256,
+        "dry_run": report.dry_run,
+        "moved": report.moved,
+        "cases": [
+            {
+                "ref": c.external_ref,
+                "case_id": c.case_id,
+                "from_state": c.from_state,
+                "to_state": c.to_state,
+                "deadlines": [
+                    {
+                        "key": m.key,
+                        "change": m.change,
+                        "was_due": m.was_due.isoformat(),
+                        "now_due": m.now_due.isoformat() if m.now_due else None,
+                        "explanation": m.explanation,
+                    }
+                    for m in c.deadlines
+                ],
+            }
+            for c in report.cases
+        ],
+    }
+
+
+def _print_migration(report: MigrationReport) -> None:
+    verb = "would move" if report.dry_run else "moved"
+    console.print(
+        f"{report.workflow_id} v{report.from_version} -> v{report.to_version} "
+        f"({report.mapping_file}): {verb} {len(report.cases)} case(s)",
+        highlight=False,
+    )
+    for c in report.cases:
+        state = (
+            f"{c.from_state} (unchanged)"
+            if c.from_state == c.to_state
+            else f"{c.from_state} -> {c.to_state}"
+        )
+        console.print(f"{c.external_ref}: {state}", highlight=False)
+        for m in c.deadlines:
+            after = m.now_due.isoformat() if m.now_due else "cancelled"
+            console.print(
+                f"  {m.key}: {m.was_due.isoformat()} -> {after} ({m.change})",
+                highlight=False,
+            )
+            console.print(f"    {m.explanation}", highlight=False, style="dim")
+    if report.dry_run:
+        console.print("Dry run: nothing was written.", highlight=False)

@@ -57,6 +57,7 @@ class Action(StrEnum):
     MANAGE_FEEDS = "manage calendar feeds"
     IMPORT = "import cases"
     AUDIT = "audit histories"
+    MIGRATE = "migrate cases to another workflow version"
 
 
 # The case-management actions (not steps of the procedure) and the operational
@@ -70,6 +71,7 @@ DEFAULT_ACTION_ROLES: Mapping[Action, tuple[str, ...]] = {
     Action.MANAGE_WEBHOOKS: ("admin",),
     Action.MANAGE_TOKENS: ("admin",),
     Action.IMPORT: ("admin",),
+    Action.MIGRATE: ("admin",),
     Action.AUDIT: ("admin", "supervisor"),
 }
 

@@ -35,6 +35,8 @@ from rrm.service import alerting, handlers, validation
 from rrm.service.access import MANAGERS, Action, Authorizer, Gate, HostCheck
 from rrm.service.alerting import AlertSettings, TickReport
 from rrm.service.delivery import Delivery, deliver
+from rrm.service.migration import MigrationOrder, MigrationReport
+from rrm.service.migration import migrate as run_migration
 from rrm.service.ports import (
     AlertQuery,
     AlertRenderer,
@@ -395,6 +397,53 @@ class CaseEngine:
             uow.commit()
         self._after(change)
         return change.case
+
+    def migrate(
+        self,
+        workflow_id: str,
+        *,
+        from_version: int,
+        to_version: int,
+        actor: str,
+        role: str = "admin",
+        reason: str = "",
+        dry_run: bool = False,
+        principal: Principal | None = None,
+    ) -> MigrationReport:
+        """Move every case of one workflow version to another by its state mapping.
+
+        The mapping is the reviewed file
+        ``<workflow-id>/migrate-v<from>-to-v<to>.toml``. Every case is planned
+        first; if one is in a state the mapping leaves out, nothing moves. Then
+        each case moves in its own transaction, with one audited
+        ``workflow_migrated`` entry, its open deadlines recomputed under the new
+        version (and explained), and its version pin moved. With *dry_run*
+        nothing is written and the report says what would change.
+
+        Raises:
+            WorkflowNotFound, InvalidInput, NotPermitted: Nothing is written.
+
+        .. versionadded:: 0.5.0
+        """
+        gate = self.gate(principal)
+        gate.check_any(Action.MIGRATE, (validation.text("role", role),), None)
+        who, _ = gate.actor(validation.text("actor", actor))
+        for name, value in (("from_version", from_version), ("to_version", to_version)):
+            if type(value) is not int:
+                raise InvalidInput(name, "must be a whole number")
+        mapping = self.workflows.migration(
+            validation.text("workflow", workflow_id), from_version, to_version
+        )
+        order = MigrationOrder(
+            mapping=mapping,
+            actor=who,
+            role=role,
+            reason=validation.optional_text("reason", reason),
+            now=self._now(),
+        )
+        return run_migration(
+            self._uow, self.workflows, order, dry_run=dry_run, on_change=self._after
+        )
 
     # -- queries ----------------------------------------------------------------
 

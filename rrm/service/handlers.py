@@ -44,10 +44,14 @@ from rrm.service.access import OPEN_GATE, Action, Gate
 from rrm.service.ports import CaseChange, Determination, UnitOfWork
 from rrm.workflow.clocks import (
     EventFacts,
+    calendar_for,
     extend_deadline,
     pause_deadline,
     plan_deadlines,
+    recompute_deadline,
     resume_deadline,
+    scheduled,
+    spec_key,
 )
 from rrm.workflow.effects import EFFECTS, EffectContext
 from rrm.workflow.guards import GUARDS, GuardContext
@@ -57,15 +61,21 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
 
+    from rrm.workflow.migration import MigrationMap
     from rrm.workflow.registry import Workflows
     from rrm.workflow.spec import WorkflowSpec
 
 __all__ = [
+    "MIGRATED",
     "assign_officers",
     "change_deadline",
     "fire_event",
+    "migrate_case",
     "open_case",
 ]
+
+#: The history event of a case moved to another version of its workflow.
+MIGRATED = "workflow_migrated"
 
 
 def _check_fire(cmd: FireEvent) -> None:
@@ -716,3 +726,172 @@ def record_lapse(
         at=v.when(None, lapsed.due_at, case.last_event_at),
     )
     return _append(uow, case, record, now=now, deadlines=(lapsed,))
+
+
+def migrate_case(
+    uow: UnitOfWork,
+    workflows: Workflows,
+    case: Case,
+    mapping: MigrationMap,
+    *,
+    actor: str,
+    role: str,
+    reason: str,
+    now: datetime,
+) -> CaseChange:
+    """Build the change that moves *case* to the mapping's newer workflow version.
+
+    The state follows the mapping; every open deadline is closed and opened
+    again under the new definition: a counted clock is recomputed from the event
+    that opened it, an agreed, extended or paused one keeps its date; one the
+    new version does not hold in the new state is cancelled. One audited entry
+    (``workflow_migrated``) records it all, and the version pin moves.
+
+    Raises:
+        InvalidInput: If the case is not on the mapping's old version, or its
+            state has no mapping.
+    """
+    if (case.workflow_id, case.workflow_version) != (
+        mapping.workflow_id,
+        mapping.from_version,
+    ):
+        raise InvalidInput(
+            "case",
+            f"case {case.external_ref} is on {case.workflow_id} "
+            f"v{case.workflow_version}, not v{mapping.from_version}",
+        )
+    target = mapping.target(case.state)
+    if target is None:
+        raise InvalidInput(
+            "states",
+            f"case {case.external_ref} is in state {case.state!r}, which "
+            f"{mapping.source_file or 'the mapping'} does not map",
+        )
+    new = workflows.get(case.workflow_id, mapping.to_version)
+    seq = case.version + 1
+    entries = {e.seq: e for e in uow.cases.history(case.case_id)}
+    moved = dataclasses.replace(case, state=target, workflow_version=new.version)
+    changed: list[Deadline] = []
+    report: dict[str, JSONValue] = {}
+    for old in (d for d in case.deadlines if d.is_open):
+        changed.append(
+            dataclasses.replace(
+                old,
+                status=DeadlineStatus.CANCELLED,
+                closed_seq=seq,
+                closed_at=now,
+                next_action_at=None,
+            )
+        )
+        again = _migrated_deadline(
+            workflows,
+            new,
+            moved,
+            old,
+            entries=entries,
+            mapping=mapping,
+            seq=seq,
+            now=now,
+        )
+        if again is not None:
+            changed.append(again)
+        report[old.key] = {
+            "was_due": old.due_date.isoformat(),
+            "now_due": again.due_date.isoformat() if again is not None else None,
+            "as": again.key if again is not None else None,
+        }
+    record = _Record(
+        event=MIGRATED,
+        actor=v.text("actor", actor),
+        role=v.text("role", role),
+        reason=v.optional_text("reason", reason),
+        payload={
+            "workflow": case.workflow_id,
+            "from_version": mapping.from_version,
+            "to_version": mapping.to_version,
+            "mapping": f"{mapping.workflow_id}/migrate-v{mapping.from_version}"
+            f"-to-v{mapping.to_version}.toml",
+            "mapping_sha256": mapping.sha256,
+            "deadlines": report,
+        },
+        at=v.when(None, now, case.last_event_at),
+    )
+    change = _append(
+        uow,
+        case,
+        record,
+        now=now,
+        deadlines=tuple(changed),
+        state=target,
+        workflow_version=new.version,
+    )
+    return dataclasses.replace(change, repin=True)
+
+
+def _migrated_deadline(
+    workflows: Workflows,
+    new: WorkflowSpec,
+    case: Case,
+    old: Deadline,
+    *,
+    entries: Mapping[int, HistoryEntry],
+    mapping: MigrationMap,
+    seq: int,
+    now: datetime,
+) -> Deadline | None:
+    """Return *old* as the new definition holds it, or None if it does not."""
+    key = mapping.deadline_key(old.key)
+    spec = new.deadlines.get(spec_key(key))
+    if spec is None or case.state not in spec.active_in:
+        return None
+    cal = calendar_for(new, spec, case, workflows.calendars)
+    opened_by = entries.get(old.opened_seq)
+    counted = (
+        spec.days is not None
+        and old.extensions == 0
+        and old.status is DeadlineStatus.OPEN
+        and not old.anchor_event.startswith("deadline:")
+        and opened_by is not None
+    )
+    again: Deadline | None = None
+    if counted and opened_by is not None:
+        facts = EventFacts(
+            case=case,
+            event=opened_by.event,
+            to_state=case.state,
+            payload=opened_by.payload,
+            at=opened_by.occurred_at,
+            seq=seq,
+            recorded_at=now,
+        )
+        again = recompute_deadline(new, key, facts, workflows.calendars, {})
+    version = f"{case.workflow_id} v{new.version}"
+    if again is None:
+        # Agreed by the Parties (an agreed date, an extension) or paused: the
+        # date stands; only the rule's citation and evidence come from the new
+        # version.
+        again = dataclasses.replace(
+            old,
+            deadline_id=f"{case.case_id}:{key}:{seq}",
+            key=key,
+            opened_seq=seq,
+            citation=spec.citation,
+            evidence=spec.evidence.value,
+            explanation=f"{old.explanation}; kept as agreed on moving to {version}",
+        )
+    else:
+        note = (
+            "unchanged"
+            if again.due_date == old.due_date
+            else f"was {old.due_date.isoformat()}"
+        )
+        again = dataclasses.replace(
+            again,
+            explanation=f"{again.explanation}; recomputed on moving to {version} "
+            f"({note})",
+            # Alerts are owed from the move on: none replayed for the new date.
+            alerts_through=now,
+            # A lapse already handled stays handled while the date has passed.
+            lapsed_at=old.lapsed_at if again.due_at <= now else None,
+        )
+    return scheduled(again, spec, cal)

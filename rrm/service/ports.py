@@ -94,6 +94,8 @@ class CaseChange:
     deadlines: tuple[Deadline, ...] = ()
     officers: tuple[Officer, ...] | None = None
     determination: Determination | None = None
+    #: The case moves to another version of its workflow (``case.workflow_version``).
+    repin: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

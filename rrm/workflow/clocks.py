@@ -38,6 +38,7 @@ __all__ = [
     "extend_deadline",
     "pause_deadline",
     "plan_deadlines",
+    "recompute_deadline",
     "resume_deadline",
     "rule_of",
     "scheduled",
@@ -495,3 +496,24 @@ def _dependents(
         yield changed
         # Deadlines may chain (C anchored on B anchored on A): follow the chain.
         yield from _dependents(workflow, case, changed, calendars)
+
+
+def recompute_deadline(
+    workflow: WorkflowSpec,
+    key: str,
+    facts: EventFacts,
+    calendars: Mapping[str, BusinessCalendar],
+    live: Mapping[str, Deadline],
+) -> Deadline | None:
+    """Return deadline *key* as *workflow* opens it on the event in *facts*.
+
+    Used when a case moves to another version of its workflow: *facts* is the
+    event that opened the old deadline, replayed under the new definition (its
+    own id and ``opened_seq`` are those of *facts*). ``None`` when the new
+    definition would not open it on that event.
+    """
+    spec = workflow.deadlines.get(spec_key(key))
+    if spec is None:
+        return None
+    wanted = [d for d in _open(workflow, spec, facts, calendars, live) if d.key == key]
+    return wanted[0] if wanted else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from rrm._resources import workflows_dir
 from rrm.errors import InvalidInput, InvalidWorkflow, WorkflowNotFound
 from rrm.workflow.calendars import load_calendars
 from rrm.workflow.loader import read_workflow
+from rrm.workflow.migration import MIGRATION_FILE, MigrationMap, read_migration
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -39,6 +40,28 @@ class Workflows:
 
     specs: Mapping[tuple[str, int], WorkflowSpec]
     calendars: Mapping[str, BusinessCalendar]
+    #: State mappings between versions, by (workflow id, from, to).
+    migrations: Mapping[tuple[str, int, int], MigrationMap] = field(
+        default_factory=dict
+    )
+
+    def migration(self, workflow_id: str, old: int, new: int) -> MigrationMap:
+        """Return the reviewed state mapping from version *old* to *new*.
+
+        Raises:
+            WorkflowNotFound: If either version is not loaded.
+            InvalidInput: If no mapping file joins them.
+        """
+        self.get(workflow_id, old)
+        self.get(workflow_id, new)
+        found = self.migrations.get((workflow_id, old, new))
+        if found is None:
+            raise InvalidInput(
+                "to",
+                f"no state mapping from {workflow_id} v{old} to v{new}: add "
+                f"{workflow_id}/migrate-v{old}-to-v{new}.toml beside the definitions",
+            )
+        return found
 
     def get(self, workflow_id: str, version: int | None = None) -> WorkflowSpec:
         """Return one version, or the newest released one (else the newest draft).
@@ -128,7 +151,21 @@ def load_workflows(directory: Path | str | None = None) -> Workflows:
                 str(path), "workflow.version", f"does not match file name {path.name}"
             )
         specs[(spec.workflow_id, spec.version)] = spec
-    return Workflows(specs=specs, calendars=calendars)
+    migrations: dict[tuple[str, int, int], MigrationMap] = {}
+    for path in sorted(root.glob("*/migrate-v*-to-v*.toml")):
+        if not MIGRATION_FILE.match(path.name):
+            continue
+        found = read_migration(path, specs)
+        if found.workflow_id != path.parent.name or path.name != (
+            f"migrate-v{found.from_version}-to-v{found.to_version}.toml"
+        ):
+            raise InvalidWorkflow(
+                str(path),
+                "migration",
+                "file must be <workflow-id>/migrate-v<from>-to-v<to>.toml",
+            )
+        migrations[(found.workflow_id, found.from_version, found.to_version)] = found
+    return Workflows(specs=specs, calendars=calendars, migrations=migrations)
 
 
 def check_released_lock(directory: Path | None = None) -> list[str]:

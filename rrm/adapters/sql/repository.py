@@ -637,6 +637,14 @@ class SqlCaseRepository:
         if change.officers is not None:
             self._conn.execute(_DELETE_OFFICERS, {"b_case_id": case_id})
             self._insert_officers(case_id, change.officers)
+        if change.repin:
+            # A migration to another version of the workflow (rare): the pin is
+            # otherwise fixed when the case is inserted.
+            self._conn.execute(
+                sa.update(CASE)
+                .where(CASE.c.case_id == case_id)
+                .values(workflow_version=case.workflow_version)
+            )
 
     def _append(self, entry: HistoryEntry, expected: int) -> None:
         # The (case_id, seq) key is the last line of defence against a second
