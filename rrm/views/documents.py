@@ -298,6 +298,20 @@ def workflow_json(spec: WorkflowSpec) -> dict[str, Any]:
             }
             for t in spec.transitions
         ],
+        "facts": [
+            {
+                "event": f.event,
+                "roles": list(f.roles),
+                "label": f.label,
+                "citation": f.citation,
+                "evidence": f.evidence.value,
+                "payload": [
+                    {"name": p.name, "type": p.type, "required": p.required}
+                    for p in f.payload
+                ],
+            }
+            for f in spec.facts.values()
+        ],
         "deadlines": [
             {
                 "key": d.key,
@@ -310,6 +324,7 @@ def workflow_json(spec: WorkflowSpec) -> dict[str, Any]:
                 "opened_by": list(d.opened_by),
                 "met_by": list(d.met_by),
                 "on_lapse": d.on_lapse,
+                "anchor_from": d.anchor_from,
                 "citation": d.citation,
                 "evidence": d.evidence.value,
                 "nominal": d.nominal,
