@@ -445,6 +445,62 @@ class CaseEngine:
             self._uow, self.workflows, order, dry_run=dry_run, on_change=self._after
         )
 
+    def migrate_case(
+        self,
+        case_id: str,
+        *,
+        to_version: int,
+        actor: str,
+        role: str = "admin",
+        reason: str = "",
+        at: datetime | None = None,
+        principal: Principal | None = None,
+    ) -> Case:
+        """Move one case to *to_version* by the reviewed mapping (as ``migrate``).
+
+        An import replays a history's ``workflow_migrated`` entry this way, at
+        its recorded time (*at*).
+
+        Raises:
+            CaseNotFound, WorkflowNotFound, InvalidInput, NotPermitted: Nothing is
+                written.
+
+        .. versionadded:: 0.5.0
+        """
+        gate = self.gate(principal)
+        gate.check_any(Action.MIGRATE, (validation.text("role", role),), None)
+        who, _ = gate.actor(validation.text("actor", actor))
+        if type(to_version) is not int:
+            raise InvalidInput("to_version", "must be a whole number")
+        now = self._now()
+        with self._uow() as uow:
+            ref = validation.text("case", case_id)
+            case = uow.cases.get(ref, lock=True)
+            if case is None:
+                named = uow.cases.get_by_ref(ref)
+                case = uow.cases.get(named.case_id, lock=True) if named else None
+            if case is None:
+                raise CaseNotFound(ref)
+            mapping = self.workflows.migration(
+                case.workflow_id, case.workflow_version, to_version
+            )
+            change = handlers.migrate_case(
+                uow,
+                self.workflows,
+                case,
+                mapping,
+                actor=who,
+                role=role,
+                reason=validation.optional_text("reason", reason),
+                now=now,
+                at=at,
+            )
+            uow.cases.apply(change)
+            record_change(uow, change, now=now)
+            uow.commit()
+        self._after(change)
+        return change.case
+
     # -- queries ----------------------------------------------------------------
 
     def get(self, case_id: str) -> Case:

@@ -738,6 +738,7 @@ def migrate_case(
     role: str,
     reason: str,
     now: datetime,
+    at: datetime | None = None,
 ) -> CaseChange:
     """Build the change that moves *case* to the mapping's newer workflow version.
 
@@ -814,7 +815,7 @@ def migrate_case(
             "mapping_sha256": mapping.sha256,
             "deadlines": report,
         },
-        at=v.when(None, now, case.last_event_at),
+        at=v.when(at, now, case.last_event_at),
     )
     change = _append(
         uow,

@@ -227,7 +227,7 @@ class TestOpenCase:
         page = site.signed_in("ana").get("/cases/new")
         assert page.status_code == 200
         assert 'aria-current="page"' in page.text
-        assert '<optgroup label="usmca-31a v1">' in page.text
+        assert '<optgroup label="usmca-31a v2">' in page.text
         assert '<option value="request"' in page.text
         assert (
             'id="open-officers-0-officer_id" name="officers[0].officer_id" type="text" value="ana"'

@@ -411,3 +411,26 @@ class TestCommandLine:
         assert code != 0
         assert "usmca-31a@1" in captured.err
         assert "Traceback" not in captured.err + captured.out
+
+
+class TestOneCase:
+    def test_one_case_moves_at_a_given_time(self, engine, clock):
+        """engine.migrate_case moves one case (as an import replays it), dated as told."""
+        driver = Driver(engine, clock)
+        case = driver.run([])
+        other = driver.run([])
+        assert case is not None and other is not None
+        clock.advance(timedelta(days=2))
+        at = clock.now() - timedelta(hours=1)
+        moved = engine.migrate_case(
+            case.external_ref, to_version=2, actor="admin:sam", at=at
+        )
+        assert moved.workflow_version == 2
+        assert engine.history(case.case_id)[-1].occurred_at == at
+        assert engine.get(other.case_id).workflow_version == 1
+        with pytest.raises(rrm.WorkflowNotFound):
+            engine.migrate_case(case.case_id, to_version=3, actor="admin:sam")
+        with pytest.raises(rrm.InvalidInput, match="migrate-v2-to-v1"):
+            engine.migrate_case(case.case_id, to_version=1, actor="admin:sam")
+        with pytest.raises(rrm.CaseNotFound):
+            engine.migrate_case("NO-SUCH", to_version=2, actor="admin:sam")
