@@ -598,16 +598,18 @@ class CaseEngine:
         An event is listed with the roles the principal may use for it: those
         the workflow allows that the authorizer grants on this case. Events only
         the engine records (role ``system``) are never listed. Guards that need
-        the event's payload are checked when the event is recorded.
+        the event's payload are checked when the event is recorded. A closed
+        case lists only the workflow's dated facts (workflow v2).
 
         .. versionadded:: 0.3.0
         """
         spec = self.workflows.get(case.workflow_id, case.workflow_version)
-        if spec.states[case.state].terminal:
-            return []
+        terminal = spec.states[case.state].terminal
         gate = self.gate(principal)
         found = []
         for t in spec.transitions_from(case.state):
+            if terminal and not spec.is_fact(t.event):
+                continue  # a closed case takes dated facts only
             roles = gate.roles_on(case, [r for r in t.roles if r != "system"])
             if roles:
                 found.append(AvailableEvent(transition=t, roles=tuple(roles)))

@@ -10,9 +10,11 @@ date and time zone, since it is due by the end of that day there.
 
 from __future__ import annotations
 
+from datetime import UTC, date
 from typing import TYPE_CHECKING, Any
 
 from rrm.domain.deadlines import local_date
+from rrm.domain.unknown import UNKNOWN_STEPS, unknown_steps
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -24,9 +26,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIDENTIAL",
+    "PRECISION_WORDS",
     "alert_json",
     "case_json",
     "chain_json",
+    "date_precision",
     "deadline_json",
     "entry_json",
     "petitioner_json",
@@ -36,6 +40,17 @@ __all__ = [
 
 CONFIDENTIAL = "(confidential)"
 """What a reader sees in place of a confidential petitioner's name."""
+
+PRECISION_WORDS = {
+    "month": "month only",
+    "approx": "approximate",
+    "derived": "derived",
+    "unknown": "date unknown",
+}
+"""How a recorded ``date_precision`` is said next to the date it qualifies."""
+
+# Precisions that say the date is exact: nothing to show.
+_EXACT = frozenset({"", "day", "exact"})
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -85,15 +100,41 @@ def deadline_json(d: Deadline, now: datetime) -> dict[str, Any]:
     }
 
 
+def _marks(case: Case) -> dict[str, Any]:
+    marks = case.attributes.get(UNKNOWN_STEPS)
+    return marks if isinstance(marks, dict) else {}
+
+
+def _unknown_json(case: Case) -> list[dict[str, Any]]:
+    """The steps an imported record lacks, still open, earliest first."""
+    marks = _marks(case)
+    return [
+        {
+            "key": d.key,
+            "label": d.label,
+            "actor": d.actor,
+            "due_date": d.due_date.isoformat(),
+            "timezone": d.timezone,
+            "since": marks[d.key].get("since"),
+        }
+        for d in sorted(unknown_steps(case).values(), key=lambda d: d.due_at)
+    ]
+
+
+def _due_unknown(case: Case) -> bool:
+    plan = case.attributes.get("remediation_plan")
+    return isinstance(plan, dict) and plan.get("due_unknown") is True
+
+
 def possible_events(spec: WorkflowSpec, state: str) -> list[dict[str, Any]]:
     """Return the events the workflow allows in *state*, with who may record them.
 
     Args:
         spec: The case's workflow definition.
-        state: A state of *spec*; a terminal one allows nothing.
+        state: A state of *spec*; a terminal one allows only the workflow's
+            dated facts (workflow v2), which leave the state as it is.
     """
-    if spec.states[state].terminal:
-        return []
+    terminal = spec.states[state].terminal
     return [
         {
             "event": t.event,
@@ -103,14 +144,18 @@ def possible_events(spec: WorkflowSpec, state: str) -> list[dict[str, Any]]:
             "guards": list(t.guards),
         }
         for t in spec.transitions_from(state)
+        if not terminal or spec.is_fact(t.event)
     ]
 
 
 def case_json(case: Case, spec: WorkflowSpec, now: datetime) -> dict[str, Any]:
     """Return a case for readers: parties, facility, state, people, deadlines, events.
 
-    Open deadlines come earliest first; ``possible_events`` lists what may happen
-    next (see :func:`possible_events`).
+    Open deadlines come earliest first, each saying whether its step is one an
+    imported record lacks (``step_unknown``); ``unknown_steps`` lists those steps,
+    and ``remediation_due_unknown`` says the agreed course of remediation has no
+    known end date. ``possible_events`` lists what may happen next (see
+    :func:`possible_events`).
 
     Args:
         case: The case.
@@ -118,6 +163,7 @@ def case_json(case: Case, spec: WorkflowSpec, now: datetime) -> dict[str, Any]:
         now: The moment the deadlines' days left are counted from.
     """
     state = spec.states[case.state]
+    unknown = {d.deadline_id for d in unknown_steps(case).values()}
     return {
         "case_id": case.case_id,
         "ref": case.external_ref,
@@ -157,10 +203,49 @@ def case_json(case: Case, spec: WorkflowSpec, now: datetime) -> dict[str, Any]:
         "updated_at": case.updated_at.isoformat(),
         "last_event_at": case.last_event_at.isoformat(),
         "deadlines": [
-            deadline_json(d, now)
+            {**deadline_json(d, now), "step_unknown": d.deadline_id in unknown}
             for d in sorted(case.open_deadlines.values(), key=lambda d: d.due_at)
         ],
+        "unknown_steps": _unknown_json(case),
+        "remediation_due_unknown": _due_unknown(case),
         "possible_events": possible_events(spec, case.state),
+    }
+
+
+def _is_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def date_precision(e: HistoryEntry) -> dict[str, str] | None:
+    """Return how precise a history entry's date is, when the record says less.
+
+    An imported or backdated event may carry ``date_precision`` in its payload
+    (``month``, ``approx``, ``derived``, ``unknown``). It qualifies the fact's own
+    date (``on``) when the event has one, else the instant the event occurred.
+
+    Returns:
+        ``None`` for an exact date; else ``precision``, ``field`` (``on`` or
+        ``occurred_at``), ``date`` (``YYYY-MM`` for a month, else the day) and
+        ``text``, e.g. ``2021-08 (month only)``.
+    """
+    value = e.payload.get("date_precision")
+    if not isinstance(value, str) or value.strip().lower() in _EXACT:
+        return None
+    precision = value.strip().lower()
+    on = e.payload.get("on")
+    fact = isinstance(on, str) and _is_day(on)
+    day = str(on) if fact else e.occurred_at.astimezone(UTC).date().isoformat()
+    shown = day[:7] if precision == "month" else day
+    words = PRECISION_WORDS.get(precision, f"precision: {precision}")
+    return {
+        "precision": precision,
+        "field": "on" if fact else "occurred_at",
+        "date": shown,
+        "text": f"{shown} ({words})",
     }
 
 
@@ -169,6 +254,8 @@ def entry_json(e: HistoryEntry) -> dict[str, Any]:
 
     ``via`` is the credential that proved the actor (``token:<id>`` or
     ``oidc:<issuer>``), empty when the entry came from the CLI or the Python API.
+    ``date_precision`` says how precise the recorded date is when the record
+    says it is not exact (see :func:`date_precision`), else ``None``.
 
     Args:
         e: The history entry.
@@ -184,6 +271,7 @@ def entry_json(e: HistoryEntry) -> dict[str, Any]:
         "reason": e.reason,
         "payload": dict(e.payload),
         "occurred_at": e.occurred_at.isoformat(),
+        "date_precision": date_precision(e),
         "recorded_at": e.recorded_at.isoformat(),
         "idempotency_key": e.idempotency_key,
         "prev_hash": e.prev_hash,

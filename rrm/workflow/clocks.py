@@ -231,15 +231,20 @@ def _open(
     if anchor is None:
         return []
     base = live.get(spec.key)
-    sent = base.anchor_at if base is not None else anchor
+    sent = _sent(spec, base, facts.case) if base is not None else anchor
     anchor, rule = _received(spec, facts, cal, anchor, sent, rule)
     if spec.agreed_list is not None:
         items = facts.payload.get(spec.agreed_list)
         first = 1
-        if not isinstance(items, list) and "due" in facts.payload:
-            # One milestone added to an agreed plan: numbered after the others.
-            items = [{"label": facts.payload.get("label"), "due": facts.payload["due"]}]
-            first += sum(1 for d in facts.case.deadlines if spec_key(d.key) == spec.key)
+        if (
+            not isinstance(items, list)
+            and "label" in facts.payload
+            and "due" in facts.payload
+        ):
+            # One milestone added to an agreed plan (a labelled item, not a
+            # plan's own end date): numbered after the current plan's others.
+            items = [{"label": facts.payload["label"], "due": facts.payload["due"]}]
+            first += _plan_items(facts.case, spec.agreed_list)
         out = []
         for i, item in enumerate(items if isinstance(items, list) else [], start=first):
             if isinstance(item, dict):
@@ -285,6 +290,42 @@ def _open(
             cal=cal,
         )
     ]
+
+
+def _plan_items(case: Case, field: str) -> int:
+    """Return how many items (milestones) the case's current plan lists.
+
+    The plan is the attribute the ``remediation_plan_agreed`` and
+    ``milestone_added`` effects keep; a new plan starts its numbering again.
+    """
+    plan = case.attributes.get("remediation_plan")
+    items = plan.get(field) if isinstance(plan, dict) else None
+    return len(items) if isinstance(items, list) else 0
+
+
+def _sent(spec: DeadlineSpec, base: Deadline, case: Case) -> datetime:
+    """Return when the request behind *base* was sent.
+
+    A clock re-dated from a receipt (``reanchored_by``) counts from that receipt;
+    the sending is the opening of the first clock of its line, found by following
+    each re-dated clock back to the one it superseded.
+    """
+    d = base
+    while d.anchor_event in spec.reanchored_by:
+        prior = next(
+            (
+                x
+                for x in case.deadlines
+                if x.key == d.key
+                and x.closed_seq == d.opened_seq
+                and x.deadline_id != d.deadline_id
+            ),
+            None,
+        )
+        if prior is None:
+            return d.anchor_at
+        d = prior
+    return d.opened_at
 
 
 def _received(  # noqa: PLR0917 - one private call site

@@ -76,28 +76,45 @@ def _steps_for(t: TransitionSpec, spec: WorkflowSpec, today: date) -> list[Step]
 
 
 class Driver:
-    """Opens v1 cases and replays recipes of fires on them."""
+    """Opens v1 cases of one workflow and replays recipes of fires on them."""
 
-    def __init__(self, engine: rrm.CaseEngine, clock: Any) -> None:
+    def __init__(
+        self,
+        engine: rrm.CaseEngine,
+        clock: Any,
+        workflow: str = "usmca-31a",
+        parties: tuple[str, str] = ("US", "MX"),
+        facility: rrm.Facility = FACILITY,
+        claim: rrm.Claim = CLAIM,
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        self.workflow = workflow
+        self.parties = parties
+        self.facility = facility
+        self.claim = claim
         self.count = 0
 
     def open(self, initiation: str = "request") -> rrm.Case:
         self.count += 1
-        role = {"request": "ustr", "petition": "dol", "self_initiated": "ilc"}
+        opening = self.engine.workflows.get(self.workflow, 1).openings[initiation]
+        role = opening.roles[0]
+        today = self.clock.now().date()
         return self.engine.open_case(
             rrm.OpenCase(
-                workflow="usmca-31a",
+                workflow=self.workflow,
                 workflow_version=1,
                 initiation=initiation,
-                complainant="US",
-                respondent="MX",
-                facility=FACILITY,
-                claim=CLAIM,
-                external_ref=f"MIG-{self.count}",
-                actor=f"officer:{role[initiation]}",
-                role=role[initiation],
+                complainant=self.parties[0],
+                respondent=self.parties[1],
+                facility=self.facility,
+                claim=self.claim,
+                external_ref=f"MIG-{self.workflow}-{self.count}",
+                actor=f"officer:{role}",
+                role=role,
+                payload={
+                    f.name: _value(f, today) for f in opening.payload if f.required
+                },
             )
         )
 
@@ -434,3 +451,38 @@ class TestOneCase:
             engine.migrate_case(case.case_id, to_version=1, actor="admin:sam")
         with pytest.raises(rrm.CaseNotFound):
             engine.migrate_case("NO-SUCH", to_version=2, actor="admin:sam")
+
+
+@pytest.mark.parametrize(
+    ("workflow", "parties"),
+    [("usmca-31a-mx", ("MX", "US")), ("usmca-31b", ("CA", "MX"))],
+)
+def test_other_workflows_move_from_every_state(
+    engine, clock, samples, workflow, parties
+):
+    """usmca-31a-mx and usmca-31b v1 cases in every state move to v2 by their maps."""
+    facility, claim = {
+        "usmca-31a-mx": (samples.FACILITY_US, samples.NLRB_CLAIM),
+        "usmca-31b": (samples.FACILITY_MX, samples.MX_CLAIM),
+    }[workflow]
+    driver = Driver(engine, clock, workflow, parties, facility, claim)
+    v1 = engine.workflows.get(workflow, 1)
+    population = every_state(driver, v1)
+    assert set(population) == set(v1.states)
+    mapping = engine.workflows.migration(workflow, 1, 2)
+    v2 = engine.workflows.get(workflow, 2)
+    before = {c.case_id: engine.get(c.case_id) for c in population.values()}
+    report = engine.migrate(
+        workflow, from_version=1, to_version=2, actor="admin:sam", reason="v2"
+    )
+    assert report.moved == len(before)
+    for case_id, old in before.items():
+        new = engine.get(case_id)
+        assert (new.workflow_version, new.state) == (2, mapping.target(old.state))
+        assert engine.history(case_id)[-1].event == "workflow_migrated"
+        assert engine.verify(case_id).ok
+        for key, d in new.open_deadlines.items():
+            assert new.state in v2.deadlines[key.split(".")[0]].active_in
+            assert f"{workflow} v2" in d.explanation
+    settled = population["withdrawn_settled"]
+    assert engine.get(settled.case_id).state == "closed_by_agreement"

@@ -3,9 +3,6 @@
 Every scenario runs on both backends (the ``engine`` fixture is parametrized over
 SQLite and PostgreSQL) and, when it ends, every case it wrote must still have a
 valid hash chain (``engine.verify``), checked by the autouse fixture below.
-
-Tests marked ``xfail(strict=True)`` show engine or definition defects found while
-writing these scenarios; each reason names the input and what happens instead.
 """
 
 from __future__ import annotations
@@ -236,9 +233,15 @@ class TestCompanyAgreement:
         record = steps.case.attributes["company_agreement"]
         assert record["company"] == "Grupo Ejemplo"
         assert record["agreement_ref"] == "USTR-company letter of 2025-01-27"
-        # Mexico's review clock stops: the matter left Mexico's review.
-        assert steps.case.open_deadlines == {}
+        # Mexico's review clock stops: the matter left Mexico's review; the
+        # date agreed with the company runs instead.
+        assert {k: d.due_date for k, d in steps.case.open_deadlines.items()} == {
+            "company_commitments_due": date(2025, 6, 30)
+        }
         steps.fire("company_commitments_fulfilled", "ustr", after=timedelta(days=120))
+        assert steps.case.deadline("company_commitments_due").status is (
+            DeadlineStatus.MET
+        )
         assert steps.state == "closed_remediated"
         assert outcome(engine, steps.case) == "remediated"
         period = steps.case.attributes["liquidation"]["periods"][-1]
@@ -278,6 +281,7 @@ class TestOutOfScope:
         )
         assert steps.state == "out_of_scope_by_respondent"
         assert last_entry(engine, steps.case).payload["grounds"] == grounds
+        assert steps.case.attributes["scope_finding"]["grounds"] == grounds
         assert steps.case.deadline("respondent_review").status is DeadlineStatus.MET
         steps.fire("complainant_accepts_out_of_scope", "ustr", basis="scope accepted")
         assert steps.state == "closed_out_of_scope"
@@ -366,13 +370,6 @@ class TestIlcReview:
         assert outcome(engine, steps.case) != spec.states["petition_declined"].outcome
         assert steps.case.open_deadlines == {}
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="definition: deadlines.ilc_determination.met_by lists only "
-        "ilc_affirmative and ilc_negative, so ilc_no_action_needed (the ILC's "
-        "determination, on day 25) CANCELS the 30-day clock instead of meeting it",
-        raises=AssertionError,
-    )
     def test_ilc_clock_met_when_resolved(self, open_case):
         """A petition resolved on day 25 of the ILC's review meets its 30-day clock."""
         steps = open_case(initiation="petition", role="dol")
@@ -515,13 +512,6 @@ class TestFacts:
         with pytest.raises(rrm.RoleNotAllowed):
             steps.fire("legitimation_vote", "respondent", on="2025-01-05")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine: CaseEngine.available_events returns [] for every terminal "
-        "state, while fire accepts the workflow's dated facts there (and the "
-        "TransitionNotAllowed message lists them as the possible events)",
-        raises=AssertionError,
-    )
     def test_closed_case_offers_its_facts(self, open_case, engine):
         """The events offered on a closed case are the dated facts it still takes."""
         steps = closed_case(open_case)
@@ -619,29 +609,11 @@ class TestMilestones:
         with pytest.raises(rrm.TransitionNotAllowed):
             steps.fire("milestone_added", "ustr", label="x", due="2025-05-10")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine (rrm/workflow/clocks.py _open, agreed_list branch): when "
-        "remediation_plan_agreed has 'due' but no 'milestones', the plan's own "
-        "'due' is taken for an added milestone and a spurious "
-        "remediation_milestone.1 ('...: None', due on the plan's end date) opens, "
-        "which milestone_met can never meet (the plan lists 0 milestones)",
-        raises=AssertionError,
-    )
     def test_plan_without_milestones_opens_no_milestone_clock(self, open_case):
         """A plan with an end date and no milestones opens only its completion clock."""
         steps = in_remediation(open_case, due="2025-06-30")
         assert set(steps.case.open_deadlines) == {"remediation_due"}
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine (rrm/workflow/clocks.py _open): an added milestone is "
-        "numbered after every remediation_milestone deadline the case ever had; "
-        "after a failed plan and a new one with 1 milestone, milestone_added "
-        "opens remediation_milestone.5 (first plan had 2 + 1 added) while the "
-        "plan lists it 2nd, so milestone_met 2 leaves it open",
-        raises=KeyError,
-    )
     def test_added_milestone_numbered_in_current_plan(self, open_case):
         """After a failed plan and a new one, an added milestone is numbered in the new plan."""
         steps = in_remediation(open_case, due="2025-06-30", milestones=TWO_MILESTONES)
@@ -824,15 +796,6 @@ class TestReceiptDate:
             "respondent_review": date(2025, 3, 10),
         }
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="engine (rrm/workflow/clocks.py _open/_received): a re-dated clock's "
-        "anchor_at (the first receipt) is then taken as the sending date; "
-        "correcting received_on from 2025-01-08 to 2025-01-07 (request sent "
-        "2025-01-06) is refused with '2025-01-07 is before the request was sent "
-        "(2025-01-08)'",
-        raises=rrm.InvalidInput,
-    )
     def test_receipt_date_can_be_corrected(self, open_case):
         """A receipt date recorded in error is corrected to an earlier day after the sending."""
         steps = open_case()
@@ -883,18 +846,19 @@ class TestLiquidationConditions:
         period = steps.case.attributes["liquidation"]["periods"][-1]
         assert period["condition"] == "policy"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="definition: complainant_accepts_no_denial's v2 label offers to "
-        "'close with it still suspended and record its resumption later as a "
-        "fact', but its guard liquidation_basis_given refuses to close while "
-        "liquidation is suspended without 'condition' or 'basis' (GuardRejected)",
-        raises=rrm.GuardRejected,
-    )
-    def test_accept_no_denial_with_liquidation_still_suspended(self, open_case):
-        """As its label offers, the no-denial finding is accepted with liquidation left suspended."""
+    def test_accept_no_denial_needs_a_basis_while_suspended(self, open_case, engine):
+        """No case closes with liquidation silently left suspended; the label says so."""
         steps = suspended(open_case)
         steps.fire("respondent_finds_no_denial", "respondent")
-        steps.fire("complainant_accepts_no_denial", "ustr")
-        assert steps.state == "closed_no_dor"
-        assert steps.case.attributes["liquidation"]["status"] == "suspended"
+        version = steps.case.version
+        with pytest.raises(rrm.GuardRejected, match="basis"):
+            steps.fire("complainant_accepts_no_denial", "ustr")
+        assert engine.get(steps.case.case_id).version == version
+        spec = engine.workflows.get("usmca-31a", 2)
+        label = next(
+            t.label
+            for t in spec.transitions
+            if t.event == "complainant_accepts_no_denial"
+        )
+        assert "still suspended" not in label
+        assert "basis" in label
