@@ -135,17 +135,32 @@ class TransitionNotAllowed(CaseError):
     """The event cannot happen in the case's current state."""
 
     def __init__(
-        self, case_id: str, state: str, event: str, allowed: tuple[str, ...] = ()
+        self,
+        case_id: str,
+        state: str,
+        event: str,
+        allowed: tuple[str, ...] = (),
+        *,
+        closed: bool = False,
     ) -> None:
         self.case_id = case_id
         self.state = state
         self.event = event
         self.allowed = allowed
-        options = ", ".join(allowed) if allowed else "none (the case is closed)"
-        super().__init__(
-            f"Event {event!r} is not possible while case {case_id} is in state "
-            f"{state!r}. Possible events: {options}.",
-        )
+        if closed:
+            # A closed case takes dated facts only (workflow v2), never a step.
+            facts = ", ".join(allowed) if allowed else "none"
+            message = (
+                f"Event {event!r} is not possible: case {case_id} is closed (state "
+                f"{state!r}). A closed case takes only dated facts: {facts}."
+            )
+        else:
+            options = ", ".join(allowed) if allowed else "none (the case is closed)"
+            message = (
+                f"Event {event!r} is not possible while case {case_id} is in state "
+                f"{state!r}. Possible events: {options}."
+            )
+        super().__init__(message)
 
 
 class RoleNotAllowed(CaseError, PermissionError):

@@ -22,7 +22,8 @@ def test_embedding_example_runs(tmp_path: Path, capsys) -> None:
         os.chdir(cwd)
     out = capsys.readouterr().out
     assert (
-        "10 calendar days after the request for review of 2025-01-06: 2025-01-16" in out
+        "10 calendar days after the request for review (sent; no receipt date "
+        "recorded) of 2025-01-06: 2025-01-16" in out
     )
     assert (tmp_path / "cases.sqlite").exists()
 

@@ -537,11 +537,13 @@ def withdraw(
         possible = {t.event: t for t in spec.transitions_from(case.state)}
         chosen = next((possible[e] for e in WITHDRAWAL_EVENTS if e in possible), None)
         if chosen is None or spec.states[case.state].terminal:
+            closed = spec.states[case.state].terminal
             raise TransitionNotAllowed(
                 case.case_id,
                 case.state,
                 "/".join(WITHDRAWAL_EVENTS),
-                () if spec.states[case.state].terminal else tuple(possible),
+                tuple(spec.facts) if closed else tuple(possible),
+                closed=closed,
             )
         if role is None:
             if len(chosen.roles) != 1:

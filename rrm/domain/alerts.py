@@ -50,6 +50,8 @@ class AlertKind(StrEnum):
     OVERDUE = "overdue"
     DEAD_LETTER = "dead_letter"
     DIGEST = "digest"
+    #: An imported record lacks the deadline's step: no lapse action was taken.
+    UNKNOWN_STEP = "unknown_step"
 
 
 class AlertStatus(StrEnum):

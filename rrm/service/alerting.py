@@ -2,7 +2,9 @@
 
 A tick has two halves. The sweep takes cases whose deadlines need attention, puts
 every owed alert in the outbox, records lapses as audited history entries and takes
-the lapse action the workflow declares, all in the case's transaction. Delivery then
+the lapse action the workflow declares, all in the case's transaction. A deadline
+whose step an imported record lacks (:mod:`rrm.domain.unknown`) never lapses here:
+its officers get one alert saying so instead. Delivery then
 claims outbox rows, renders and sends them after that commit, and records success,
 a retry with backoff, or a dead letter. Running either half twice, late, or in
 several processes at once is safe: outbox rows are unique per deadline, step and
@@ -28,6 +30,7 @@ from rrm.domain.alerts import (
 )
 from rrm.domain.case import Case, Deadline, DeadlineStatus, Officer
 from rrm.domain.commands import FireEvent
+from rrm.domain.unknown import unknown_steps
 from rrm.errors import RRMError
 from rrm.service import handlers
 from rrm.service.webhooks import record_change
@@ -261,7 +264,9 @@ def _sweep_case(
     spec = workflows.get(case.workflow_id, case.workflow_version)
     lapsed = advanced = 0
     # Lapses first, in the order they happened: a lapse action may close other
-    # deadlines, which then neither lapse nor owe further alerts.
+    # deadlines, which then neither lapse nor owe further alerts. A step the
+    # imported record lacks is no lapse: it is left to the officers.
+    unknown = {d.deadline_id for d in unknown_steps(case).values()}
     lapsing = sorted(
         (
             d
@@ -269,6 +274,7 @@ def _sweep_case(
             if d.status is DeadlineStatus.OPEN
             and d.lapsed_at is None
             and d.due_at <= now
+            and d.deadline_id not in unknown
         ),
         key=lambda d: (d.due_at, d.deadline_id),
     )
@@ -287,12 +293,22 @@ def _sweep_case(
         case, moved = _lapse(uow, workflows, spec, case, marked, now=now, into=into)
         lapsed += 1
         advanced += moved
+    unknown = {d.deadline_id for d in unknown_steps(case).values()}
     for d in case.deadlines:
         if (
             d.status is DeadlineStatus.OPEN
             and d.next_action_at is not None
             and d.next_action_at <= now
         ):
+            if d.deadline_id in unknown:
+                # One alert, then nothing more until an officer records the step.
+                into.alerts += _unknown_alerts(
+                    spec, case, d, now=now, settings=settings
+                )
+                into.schedules.append(
+                    dataclasses.replace(d, alerts_through=now, next_action_at=None)
+                )
+                continue
             into.alerts += _owed(workflows, spec, case, d, now=now, settings=settings)
             dspec = spec.deadlines[spec_key(d.key)]
             into.schedules.append(
@@ -330,6 +346,24 @@ def _owed(
         for s in steps
         for a in _alerts(case, deadline, ladder, s, now=now, settings=settings)
     ]
+
+
+def _unknown_alerts(
+    spec: WorkflowSpec,
+    case: Case,
+    deadline: Deadline,
+    *,
+    now: datetime,
+    settings: AlertSettings,
+) -> list[Alert]:
+    """The one alert telling the officers the imported record lacks this step."""
+    ladder = spec.deadlines[spec_key(deadline.key)].ladder or AlertLadder()
+    step = AlertStep(
+        step=f"unknown@{deadline.due_date.isoformat()}",
+        kind=AlertKind.UNKNOWN_STEP,
+        owed_at=now,
+    )
+    return _alerts(case, deadline, ladder, step, now=now, settings=settings)
 
 
 def _lapse(

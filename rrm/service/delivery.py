@@ -443,6 +443,15 @@ def _expected_action(alert: Alert, deadline: Deadline, spec: WorkflowSpec) -> st
             f"recipient ({alert.step.split(':')[-1]}). Check the address and the "
             "mail server, then retry it."
         )
+    if alert.kind is AlertKind.UNKNOWN_STEP:
+        return (
+            f"{deadline.label} ({actor}) was due on {deadline.due_date.isoformat()}. "
+            "The case was imported, and its record shows neither this step nor "
+            "the lapse of its deadline, so RRM has not treated it as missed and "
+            "will take no action on it. If the step was taken, record it with "
+            "its real date; if it was not, record the lapse action the procedure "
+            "allows (or extend the deadline, if the Parties agreed more time)."
+        )
     if alert.kind is AlertKind.OVERDUE:
         return (
             f"{deadline.label} ({actor}) was due on {deadline.due_date.isoformat()} "

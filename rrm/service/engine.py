@@ -682,9 +682,16 @@ class CaseEngine:
                 return seen.role
         spec = self.workflows.get(case.workflow_id, case.workflow_version)
         possible = [t.event for t in spec.transitions_from(case.state)]
-        if spec.states[case.state].terminal or event not in possible:
+        closed = spec.states[case.state].terminal
+        if closed:  # a closed case takes dated facts only
+            possible = [e for e in possible if spec.is_fact(e)]
+        if event not in possible:
             raise TransitionNotAllowed(
-                case.case_id, case.state, event, tuple(dict.fromkeys(possible))
+                case.case_id,
+                case.state,
+                event,
+                tuple(dict.fromkeys(possible)),
+                closed=closed,
             )
         roles = [
             r

@@ -499,7 +499,7 @@ def fire_on(
         # A closed case takes only dated facts (a later publication, the
         # actual resumption of liquidation), never a procedural step.
         raise TransitionNotAllowed(
-            case.case_id, case.state, cmd.event, tuple(spec.facts)
+            case.case_id, case.state, cmd.event, tuple(spec.facts), closed=True
         )
     decision = decide(
         spec,

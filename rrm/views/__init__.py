@@ -8,9 +8,11 @@ the timeline model and draws it as SVG.
 
 from rrm.views.documents import (
     CONFIDENTIAL,
+    PRECISION_WORDS,
     alert_json,
     case_json,
     chain_json,
+    date_precision,
     deadline_json,
     entry_json,
     petitioner_json,
@@ -21,9 +23,11 @@ from rrm.views.timeline import timeline_svg
 
 __all__ = [
     "CONFIDENTIAL",
+    "PRECISION_WORDS",
     "alert_json",
     "case_json",
     "chain_json",
+    "date_precision",
     "deadline_json",
     "entry_json",
     "petitioner_json",

@@ -446,7 +446,7 @@ class TestWorkflows:
         client = site.signed_in("ana")
         assert client.get("/workflows/usmca-31a/99").status_code == 404
         latest = client.get("/workflows/usmca-31a")
-        assert latest.headers["location"] == "/workflows/usmca-31a/1"
+        assert latest.headers["location"] == "/workflows/usmca-31a/2"
 
 
 class TestAlerts:

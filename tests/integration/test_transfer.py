@@ -56,14 +56,22 @@ def facts(entries: list[rrm.HistoryEntry]) -> list[tuple[Any, ...]]:
 
 
 def procedural(entries: list[rrm.HistoryEntry]) -> list[tuple[Any, ...]]:
-    """History facts an import reproduces in place (not lapses, not assignments)."""
-    skipped = {"deadline_missed", "officers_assigned"}
-    return facts([e for e in entries if e.event not in skipped])
+    """History facts an import reproduces in place (lapses too; not assignments)."""
+    return facts([e for e in entries if e.event != "officers_assigned"])
 
 
 def deadline_facts(case: rrm.Case) -> list[tuple[Any, ...]]:
     return sorted(
-        (d.key, d.status, d.due_date, d.due_at, d.opened_at, d.closed_at, d.extensions)
+        (
+            d.key,
+            d.status,
+            d.due_date,
+            d.due_at,
+            d.opened_at,
+            d.closed_at,
+            d.extensions,
+            d.lapsed_at,
+        )
         for d in case.deadlines
     )
 
@@ -142,7 +150,7 @@ class TestExport:
         doc = export_case(engine, "USTR-2025-001")
         assert doc["format"] == "rrm-case/1"
         assert doc["case"]["workflow"] == "usmca-31a"
-        assert doc["case"]["workflow_version"] == 1
+        assert doc["case"]["workflow_version"] == 2
         assert doc["case"]["claim"]["basis"] == "annex_23a_legislation"
         assert doc["case"]["petitioners"][0]["confidential"] is True
         events = [e["event"] for e in doc["history"]]
@@ -167,9 +175,9 @@ class TestRoundTrip:
 
         report = import_cases(engine, [doc], sources=["ustr-2025-001.json"])
 
-        assert [(c.outcome, c.events_skipped) for c in report.cases] == [
-            ("imported", 1)
-        ]
+        assert [
+            (c.outcome, c.events_skipped, c.unknown_steps) for c in report.cases
+        ] == [("imported", 0, ())]
         before, after = origin.get("USTR-2025-001"), engine.get("USTR-2025-001")
         assert after.state == before.state == "panel_eligible"
         assert deadline_facts(after) == deadline_facts(before)
@@ -322,7 +330,7 @@ class TestPublicCases:
             workflows=engine.workflows,
             upgrade=True,
         )
-        replayed = module.replay(reference, name)
+        replayed = module.replay(reference, name, 1)
         assert facts(engine.history(case.case_id)) == facts(
             reference.history(replayed.case_id)
         )

@@ -8,7 +8,7 @@ deadlines, chain and version pin are checked, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,6 +16,8 @@ import pytest
 import rrm
 from rrm.cli import main
 from rrm.domain.case import DeadlineStatus
+from rrm.service.transfer import export_case, import_cases
+from rrm.testing import FakeClock
 from rrm.workflow.registry import load_workflows
 
 if TYPE_CHECKING:
@@ -486,3 +488,76 @@ def test_other_workflows_move_from_every_state(
             assert f"{workflow} v2" in d.explanation
     settled = population["withdrawn_settled"]
     assert engine.get(settled.case_id).state == "closed_by_agreement"
+
+
+class TestImportOfAMigratedHistory:
+    """A history that moved to v2 imports as it happened: opened on v1, moved, v2."""
+
+    @pytest.fixture(name="moved")
+    def _moved(self, workflows: Any) -> tuple[rrm.CaseEngine, rrm.Case]:
+        clock = FakeClock(datetime(2025, 1, 6, 15, tzinfo=UTC))
+        source = rrm.bootstrap(
+            "sqlite://", clock=clock, workflows=workflows, upgrade=True
+        )
+        driver = Driver(source, clock)
+        case = driver.run([("respondent_agrees", "respondent", {}, 3)])
+        assert case is not None
+        clock.advance(timedelta(days=5))
+        source.migrate(
+            "usmca-31a",
+            from_version=1,
+            to_version=2,
+            actor="admin:sam",
+            reason="v2 released (issue #11)",
+        )
+        clock.advance(timedelta(days=1))
+        source.fire(
+            rrm.FireEvent(
+                case_id=case.case_id,
+                event="respondent_reports_remediated",
+                actor="officer:respondent",
+                role="respondent",
+                payload={"actions": "workers reinstated"},
+            )
+        )
+        return source, source.get(case.case_id)
+
+    def test_the_move_is_replayed_at_its_time(self, engine, clock, moved):
+        """Import opens on v1, replays workflow_migrated, and ends where the source is."""
+        source, case = moved
+        clock.set(source.clock.now())
+        report = import_cases(engine, [export_case(source, case.external_ref)])
+        assert [c.outcome for c in report.cases] == ["imported"]
+        got = engine.get(case.external_ref)
+        assert (got.workflow_version, got.state) == (2, "review_remediation_reported")
+        ours = [
+            (e.event, e.from_state, e.to_state) for e in source.history(case.case_id)
+        ]
+        theirs = [
+            (e.event, e.from_state, e.to_state) for e in engine.history(got.case_id)
+        ]
+        assert theirs == ours
+        moved_entry = next(
+            e for e in engine.history(got.case_id) if e.event == "workflow_migrated"
+        )
+        original = next(
+            e for e in source.history(case.case_id) if e.event == "workflow_migrated"
+        )
+        assert moved_entry.occurred_at == original.occurred_at
+        assert moved_entry.payload == original.payload
+        assert sorted((d.key, d.status, d.due_date) for d in got.deadlines) == sorted(
+            (d.key, d.status, d.due_date) for d in case.deadlines
+        )
+        assert engine.verify(got.case_id).ok
+
+    def test_a_move_by_another_mapping_is_refused(self, engine, clock, moved):
+        """A record moved by a mapping other than the reviewed one here imports nothing."""
+        source, case = moved
+        clock.set(source.clock.now())
+        doc = export_case(source, case.external_ref)
+        for entry in doc["history"]:
+            if entry["event"] == "workflow_migrated":
+                entry["payload"]["mapping_sha256"] = "0" * 64
+        with pytest.raises(rrm.InvalidInput, match="another mapping"):
+            import_cases(engine, [doc])
+        assert engine.find(limit=10) == []

@@ -117,6 +117,8 @@ _EN: Final[Mapping[str, str]] = {
     "subject.overdue": "OVERDUE: {label} was due {date}",
     "subject.dead_letter": "Undelivered alert: {label} due {date}",
     "subject.digest": "Deadline summary: {label} due {date}",
+    "subject.unknown_step": "Step missing from the imported record: {label} "
+    "(due {date})",
     "subject.late": "(sent late) ",
     "subject.nominal": " (nominal)",
     "head.reminder": "Reminder: this deadline is coming up.",
@@ -129,6 +131,9 @@ _EN: Final[Mapping[str, str]] = {
     "head.dead_letter": "An alert about this deadline could not be delivered to "
     "its recipient.",
     "head.digest": "Deadline summary.",
+    "head.unknown_step": "The imported record of this case lacks this step: it "
+    "shows neither that it was taken nor that its deadline lapsed. RRM has taken "
+    "no lapse action.",
     "late": "This alert is late: it was owed earlier but could not be sent then "
     "(for example during an outage).",
     "colon": ":",
@@ -181,6 +186,8 @@ _ES: Final[Mapping[str, str]] = {
     "subject.overdue": "VENCIDO: {label} venció el {date}",
     "subject.dead_letter": "Alerta no entregada: {label} vence el {date}",
     "subject.digest": "Resumen de plazos: {label} vence el {date}",
+    "subject.unknown_step": "Paso ausente del expediente importado: {label} "
+    "(vencía el {date})",
     "subject.late": "(envío tardío) ",
     "subject.nominal": " (nominal)",
     "head.reminder": "Recordatorio: este plazo se acerca.",
@@ -193,6 +200,9 @@ _ES: Final[Mapping[str, str]] = {
     "head.dead_letter": "No se pudo entregar a su destinatario una alerta sobre "
     "este plazo.",
     "head.digest": "Resumen de plazos.",
+    "head.unknown_step": "El expediente importado de este caso no registra este "
+    "paso: no muestra que se haya dado ni que su plazo haya vencido. RRM no ha "
+    "tomado ninguna medida por vencimiento.",
     "late": "Esta alerta llega con retraso: debía enviarse antes, pero no fue "
     "posible (por ejemplo, durante una interrupción del servicio).",
     "colon": ":",
@@ -247,6 +257,8 @@ _FR: Final[Mapping[str, str]] = {
     "subject.overdue": "EN RETARD : {label}, échéance dépassée ({date})",
     "subject.dead_letter": "Alerte non remise : {label}, échéance le {date}",
     "subject.digest": "Récapitulatif : {label}, échéance le {date}",
+    "subject.unknown_step": "Étape absente du dossier importé : {label} "
+    "(échéance le {date})",
     "subject.late": "(envoi tardif) ",
     "subject.nominal": " (nominale)",
     "head.reminder": "Rappel : cette échéance approche.",
@@ -260,6 +272,9 @@ _FR: Final[Mapping[str, str]] = {
     "head.dead_letter": "Une alerte concernant cette échéance n'a pas pu être "
     "remise à son destinataire.",
     "head.digest": "Récapitulatif des échéances.",
+    "head.unknown_step": "Le dossier importé de cette affaire ne mentionne pas "
+    "cette étape : il ne montre ni qu'elle a eu lieu ni que son délai a expiré. RRM "
+    "n'a pris aucune mesure d'expiration.",
     "late": "Cette alerte arrive en retard : elle aurait dû être envoyée plus tôt, "
     "mais l'envoi a été impossible (par exemple pendant une panne).",
     "colon": "\u00a0:",
@@ -637,7 +652,10 @@ class JinjaAlertRenderer:
             subject=_subject(view, t),
             text=self._env.get_template("alert.txt").render(context),
             html=self._env.get_template("alert.html").render(context),
-            ics=self._ics(view, t, str(context["link"])),
+            # A step the record lacks is past due: no calendar entry to add.
+            ics=None
+            if view.kind is AlertKind.UNKNOWN_STEP
+            else self._ics(view, t, str(context["link"])),
             language=lang,
             view=view,
         )

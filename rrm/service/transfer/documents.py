@@ -28,8 +28,9 @@ __all__ = ["EXPORT_FORMAT", "HISTORY_FORMAT"]
 EXPORT_FORMAT = "rrm-case/1"
 HISTORY_FORMAT = "rrm-history/1"
 
-# Entries the engine writes by itself: lapses are re-derived by the next tick.
-_SKIPPED = frozenset({"deadline_missed"})
+# Entries the engine writes by itself about one deadline, replayed as it wrote
+# them: a lapse the sweep recorded, a step an earlier import found missing.
+_LAPSES = frozenset({"deadline_missed", "step_unknown"})
 _DEADLINE_EVENTS = frozenset(
     {"deadline_extended", "deadline_paused", "deadline_resumed"}
 )
@@ -144,6 +145,7 @@ class _Step:
     to_state: str | None = None
     deadline: str = ""
     new_due: date | None = None
+    due: date | None = None
     assigned: tuple[tuple[str, str], ...] = ()
     removed: tuple[str, ...] = ()
 
@@ -176,8 +178,15 @@ def _read_step(raw: object, path: str, position: int, *, export: bool) -> _Step:
 
 
 def _engine_fields(step: _Step) -> _Step:
-    """Read the payload of an entry the engine writes (deadline change, assignment)."""
+    """Read the payload of an entry the engine writes (deadline, assignment)."""
     p, path = step.payload, f"{step.path}.payload"
+    if step.event in _LAPSES:
+        due = p.get("due_date")
+        return dataclasses.replace(
+            step,
+            deadline=_text(p, "deadline", path),
+            due=None if due is None else _day(due, f"{path}.due_date"),
+        )
     if step.event in _DEADLINE_EVENTS:
         deadline = _text(p, "deadline", path)
         new_due = None

@@ -11,12 +11,13 @@ from rrm.errors import CaseNotFound, InvalidInput
 from rrm.service.transfer.documents import (
     _ASSIGNED,
     _DEADLINE_EVENTS,
-    _SKIPPED,
+    _LAPSES,
     _Document,
     _Malformed,
     _read_document,
     _Step,
 )
+from rrm.service.transfer.live import _Live
 from rrm.service.transfer.replay import _initiation, _ordered, _replay
 from rrm.service.transfer.scratch import _Scratch
 
@@ -41,9 +42,14 @@ class ImportedCase:
             with the same history.
         events_replayed: History entries replayed through the engine (0 when
             unchanged).
-        events_skipped: Entries left for the engine to re-derive
-            (``deadline_missed``).
+        events_skipped: Entries not replayed: always 0 since lapses
+            (``deadline_missed``) are replayed as recorded.
         source: The document's name, when the caller gave ``sources``.
+        unknown_steps: Keys of the deadlines whose step the record lacks (past
+            due, neither met nor lapsed), marked unknown by this import: no tick
+            takes their lapse action; the officers are alerted instead.
+
+    .. versionchanged:: 0.5.0 ``unknown_steps``; ``deadline_missed`` is replayed.
     """
 
     external_ref: str
@@ -52,6 +58,7 @@ class ImportedCase:
     events_replayed: int
     events_skipped: int
     source: str | None = None
+    unknown_steps: tuple[str, ...] = ()
 
 
 @final
@@ -95,11 +102,13 @@ def _mismatch(s: _Step, e: HistoryEntry, *, timed: bool) -> str | None:
 def _difference(doc: _Document, stored: list[HistoryEntry]) -> None:
     """Refuse a document whose history is not the stored case's (or its start).
 
-    Lapses are compared on neither side (the engine re-derives them), and
-    assignments are compared in order but without their times.
+    Lapses and unknown steps are compared on neither side (an earlier import may
+    have marked a step unknown, or left a lapse to the next tick, where the
+    document records it), and assignments are compared in order but without
+    their times.
     """
-    kept = [e for e in stored if e.event not in _SKIPPED]
-    steps = [s for s in doc.steps if s.event not in _SKIPPED]
+    kept = [e for e in stored if e.event not in _LAPSES]
+    steps = [s for s in doc.steps if s.event not in _LAPSES]
     for timed in (True, False):
         mine = [s for s in steps if (s.event != _ASSIGNED) is timed]
         theirs = [e for e in kept if (e.event != _ASSIGNED) is timed]
@@ -194,9 +203,16 @@ def import_cases(
 
     Every document (``rrm-case/1`` or ``rrm-history/1``) is read and replayed into a
     scratch store first; only when all of them replay cleanly are they replayed
-    into the engine. A case whose external reference exists already is left alone
-    if its history matches the document (or starts with it), so importing the same
-    files twice changes nothing.
+    into the engine, each case in one transaction. A case whose external reference
+    exists already is left alone if its history matches the document (or starts
+    with it), so importing the same files twice changes nothing.
+
+    Lapses the record holds (``deadline_missed``) are replayed as the sweep wrote
+    them, so an imported case ends as the same history lived through with ticks
+    would. A deadline still running past its due date after the replay is a step
+    the record lacks, not a lapse: it is marked unknown (one audited
+    ``step_unknown`` entry each, see :mod:`rrm.domain.unknown`), no tick takes its
+    lapse action, and the officers are alerted to record the step or the lapse.
 
     Args:
         engine: The engine to import into.
@@ -217,22 +233,35 @@ def import_cases(
     .. versionadded:: 0.2.0
     """
     plans = _plan(engine, _read_all(engine, documents, sources))
-    made: dict[str, Case] = {}
+    made: dict[str, tuple[Case, tuple[str, ...]]] = {}
     for p in plans:
         if p.replay:
-            made[p.doc.ref] = _replay(engine, p.doc, p.initiation)
+            made[p.doc.ref] = _import_one(engine, p)
     results = []
     for p in plans:
-        steps, skipped = _ordered(p.doc)
-        case = p.existing or made[p.doc.ref]
+        case, unknown = made.get(p.doc.ref) or (p.existing, ())
+        assert case is not None  # noqa: S101 - planned: existing, or made above
         results.append(
             ImportedCase(
                 external_ref=p.doc.ref,
                 case_id=case.case_id,
                 outcome="imported" if p.replay else "unchanged",
-                events_replayed=len(steps) + 1 if p.replay else 0,
-                events_skipped=skipped if p.replay else 0,
+                events_replayed=len(_ordered(p.doc)) + 1 if p.replay else 0,
+                events_skipped=0,
                 source=p.doc.source,
+                unknown_steps=unknown if p.replay else (),
             )
         )
     return ImportReport(cases=tuple(results))
+
+
+def _import_one(engine: CaseEngine, plan: _Plan) -> tuple[Case, tuple[str, ...]]:
+    """Replay one planned case and mark the steps it lacks, in one transaction."""
+    with engine.uow_factory() as uow:
+        live = _Live(engine, uow)
+        case = _replay(live, plan.doc, plan.initiation)
+        case, unknown = live.mark_lacking(case)
+        uow.commit()
+    for change in live.changes:
+        engine._after(change)  # noqa: SLF001 - the engine's log lines and subscribers
+    return case, unknown

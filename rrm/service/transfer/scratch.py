@@ -15,10 +15,12 @@ from rrm.domain.case import (
 )
 from rrm.errors import ConcurrencyConflict
 from rrm.service import handlers
+from rrm.service.transfer.lapses import lapse_change, unknown_change
+from rrm.service.transfer.replay import migration_change
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from datetime import datetime
+    from datetime import date, datetime
     from types import TracebackType
 
     from rrm.domain.case import Deadline
@@ -292,4 +294,56 @@ class _Scratch:
     def assign(self, cmd: AssignOfficers) -> Case:
         return self._apply(
             handlers.assign_officers(self._uow, self._workflows, cmd, now=self._now)
+        )
+
+    def lapse(self, case_id: str, *, key: str, due: date | None, at: datetime) -> Case:
+        return self._apply(
+            lapse_change(
+                self._uow,
+                self._workflows,
+                case_id,
+                key=key,
+                due=due,
+                at=at,
+                now=self._now,
+            )
+        )
+
+    def migrate(
+        self,
+        to_version: int,
+        *,
+        sha256: object,
+        at: datetime,
+        case_id: str,
+        actor: str,
+        role: str,
+        reason: str,
+    ) -> Case:
+        return self._apply(
+            migration_change(
+                self._uow,
+                self._workflows,
+                case_id,
+                to_version,
+                sha256=sha256,
+                actor=actor,
+                role=role,
+                reason=reason,
+                at=at,
+                now=self._now,
+            )
+        )
+
+    def mark(self, case_id: str, *, key: str, due: date | None, at: datetime) -> Case:
+        return self._apply(
+            unknown_change(
+                self._uow,
+                case_id,
+                key=key,
+                due=due,
+                at=at,
+                since=None,
+                now=self._now,
+            )
         )
