@@ -102,8 +102,17 @@ def print_case(console: Console, data: dict[str, Any]) -> None:
     if data["petitioners"]:
         names = [p["name"] or CONFIDENTIAL for p in data["petitioners"]]
         console.print(Text("petitioners: ", style="bold") + Text("; ".join(names)))
+    if data["follows"]:
+        console.print(
+            Text("follows: ", style="bold")
+            + Text(
+                f"{data['follows']['external_ref']} (an earlier case on this facility)"
+            )
+        )
     if data["deadlines"]:
         console.print(deadlines_table(data["deadlines"]))
+    _print_gaps(console, data)
+    _print_facts(console, data["facts"])
     if data["possible_events"]:
         events = Table("event", "to state", "roles", "label", title="Possible now")
         for e in data["possible_events"]:
@@ -111,6 +120,38 @@ def print_case(console: Console, data: dict[str, Any]) -> None:
         console.print(events)
     elif data["terminal"]:
         console.print(f"[bold]closed:[/bold] {data['outcome'] or data['state']}")
+
+
+def _print_facts(console: Console, facts: list[dict[str, Any]]) -> None:
+    if not facts:
+        return
+    table = Table("on", "fact", "details", title="Dated facts")
+    for f in facts:
+        details = "; ".join(f"{k}: {v}" for k, v in f["details"].items())
+        table.add_row(f["on_text"], f["label"], details)
+    console.print(table)
+
+
+def _print_gaps(console: Console, data: dict[str, Any]) -> None:
+    """What the record does not say: steps an import lacks, an unknown end date."""
+    if data["unknown_steps"]:
+        gaps = Table(
+            "due", "step", "by",
+            title="Steps missing from the imported record (no lapse action taken)",
+        )  # fmt: skip
+        for u in data["unknown_steps"]:
+            gaps.add_row(u["due_date"], u["label"], u["actor"])
+        console.print(gaps)
+        console.print(
+            "Record each step with its real date, or the lapse action the "
+            "procedure allows."
+        )
+    if data["remediation_due_unknown"]:
+        console.print(
+            "[bold]course of remediation:[/bold] end date unknown (never "
+            "published); no completion clock runs until it is recorded "
+            "(remediation_due_recorded)."
+        )
 
 
 def cases_table(cases: list[dict[str, Any]]) -> Table:
@@ -137,9 +178,12 @@ def history_table(entries: list[dict[str, Any]]) -> Table:
     table = Table("seq", "occurred", "event", "from → to", "actor", "role", "reason")
     for e in entries:
         moved = f"{e['from_state'] or '∅'} → {e['to_state']}"
+        precision = e.get("date_precision")
         table.add_row(
             str(e["seq"]),
-            e["occurred_at"],
+            e["occurred_at"]
+            if precision is None or precision["field"] != "occurred_at"
+            else f"{e['occurred_at']} [{precision['text']}]",
             e["event"],
             moved,
             e["actor"],

@@ -121,6 +121,44 @@ def _unknown_json(case: Case) -> list[dict[str, Any]]:
     ]
 
 
+# Keys of a recorded fact that are not its details.
+_FACT_KEYS = frozenset({"fact", "on", "recorded_at", "date_precision"})
+
+
+def _facts_json(case: Case, spec: WorkflowSpec) -> list[dict[str, Any]]:
+    """The dated facts recorded on the case (workflow v2), in date order."""
+    facts = case.attributes.get("facts")
+    out = []
+    for f in facts if isinstance(facts, list) else []:
+        if not isinstance(f, dict):
+            continue
+        name = str(f.get("fact", ""))
+        template = spec.facts.get(name)
+        on = str(f.get("on", ""))
+        precision = str(f.get("date_precision") or "").strip().lower()
+        shown = on[:7] if precision == "month" else on
+        out.append(
+            {
+                "fact": name,
+                "label": template.label if template is not None else name,
+                "on": on,
+                "on_text": shown
+                if precision in _EXACT
+                else f"{shown} ({PRECISION_WORDS.get(precision, precision)})",
+                "details": {
+                    k: v for k, v in f.items() if k not in _FACT_KEYS and v is not None
+                },
+                "recorded_at": f.get("recorded_at"),
+            }
+        )
+    return out
+
+
+def _follows_json(case: Case) -> dict[str, Any] | None:
+    follows = case.attributes.get("follows")
+    return dict(follows) if isinstance(follows, dict) else None
+
+
 def _due_unknown(case: Case) -> bool:
     plan = case.attributes.get("remediation_plan")
     return isinstance(plan, dict) and plan.get("due_unknown") is True
@@ -154,8 +192,11 @@ def case_json(case: Case, spec: WorkflowSpec, now: datetime) -> dict[str, Any]:
     Open deadlines come earliest first, each saying whether its step is one an
     imported record lacks (``step_unknown``); ``unknown_steps`` lists those steps,
     and ``remediation_due_unknown`` says the agreed course of remediation has no
-    known end date. ``possible_events`` lists what may happen next (see
-    :func:`possible_events`).
+    known end date. ``facts`` lists the dated facts recorded on the case (a vote,
+    a publication, the actual resumption of liquidation), in date order, each with
+    its workflow label and its date as precise as the record says (``on_text``);
+    ``follows`` names the earlier case on the facility a second request follows.
+    ``possible_events`` lists what may happen next (see :func:`possible_events`).
 
     Args:
         case: The case.
@@ -208,6 +249,8 @@ def case_json(case: Case, spec: WorkflowSpec, now: datetime) -> dict[str, Any]:
         ],
         "unknown_steps": _unknown_json(case),
         "remediation_due_unknown": _due_unknown(case),
+        "facts": _facts_json(case, spec),
+        "follows": _follows_json(case),
         "possible_events": possible_events(spec, case.state),
     }
 

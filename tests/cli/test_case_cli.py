@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,64 @@ class TestShow:
             "America/Mexico_City",
         ):  # fmt: skip
             assert words in result.out, words
+
+    def test_shows_what_the_record_lacks_its_facts_and_their_precision(
+        self, sqlite_db, run, tmp_path, open_args
+    ):
+        """An imported case shows its unknown steps, dated facts (month only) and link."""
+        facility = {
+            "facility_id": "MX-S1", "name": "Planta S", "owner": "G", "country": "MX"
+        }  # fmt: skip
+        doc = {
+            "format": "rrm-history/1",
+            "case": {
+                "external_ref": "SIL-1", "workflow": "usmca-31a",
+                "initiation": "request", "complainant": "US", "respondent": "MX",
+                "facility": facility,
+                "claim": {
+                    "basis": "annex_23a_legislation", "sector_category": "manufacturing"
+                },
+            },
+            "events": [
+                {"at": "2025-01-06T17:00:00+00:00", "event": "request_for_review",
+                 "role": "ustr"},
+                {"at": "2025-01-08T17:00:00+00:00", "event": "legitimation_vote",
+                 "role": "ustr", "payload": {
+                     "on": "2024-11-01", "result": "rejected", "date_precision": "month"
+                 }},
+            ],
+        }  # fmt: skip
+        path = tmp_path / "silent.json"
+        path.write_text(json.dumps(doc))
+        assert run("case", "import", str(path), "--db", sqlite_db).code == 0
+
+        result = run("case", "show", "SIL-1", "--db", sqlite_db)
+
+        assert result.code == 0, result.err
+        for words in (
+            "Steps missing from the imported record",
+            "Mexico answers whether it will conduct the review",
+            "Dated facts", "2024-11 (month only)",
+            "A legitimation vote on the collective bargaining agreement was held",
+            "result: rejected",
+        ):  # fmt: skip
+            assert words in result.out, words
+        data = run("case", "show", "SIL-1", "--db", sqlite_db, "--json").json()
+        assert [u["key"] for u in data["unknown_steps"]] == [
+            "respondent_answer",
+            "respondent_review",
+        ]
+        assert data["facts"][0]["on_text"] == "2024-11 (month only)"
+        second = run(
+            *open_args(
+                sqlite_db, "SIL-2",
+                **{"--facility-id": "MX-S1", "--facility-name": "Planta S",
+                   "--owner": "G", "--payload": json.dumps({"follows": "SIL-1"})},
+            )
+        )  # fmt: skip
+        assert second.code == 0, second.err
+        shown = run("case", "show", "SIL-2", "--db", sqlite_db)
+        assert "follows: SIL-1" in shown.out
 
     def test_prints_the_timeline_and_writes_an_svg(self, opened, run, tmp_path):
         """--timeline prints the case's timeline; --svg FILE writes it as SVG."""
