@@ -60,7 +60,13 @@ from rrm.errors import (
 )
 from rrm.service.access import AccessPolicy, Action, Authorizer, Grant, HostCheck
 from rrm.service.alerting import AlertSettings, TickReport
-from rrm.service.engine import AvailableEvent, CaseEngine, ChainAnchor, ChainReport
+from rrm.service.engine import (
+    AvailableEvent,
+    CaseEngine,
+    ChainAnchor,
+    ChainReport,
+    OutcomeCount,
+)
 from rrm.service.ports import Notifier
 from rrm.wiring import bootstrap, upgrade_schema
 from rrm.workflow.registry import Workflows, load_workflows
@@ -113,6 +119,7 @@ __all__ = [
     "Notifier",
     "Officer",
     "OpenCase",
+    "OutcomeCount",
     "Party",
     "PauseDeadline",
     "Petitioner",

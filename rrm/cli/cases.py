@@ -7,6 +7,7 @@ when it refuses.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -33,7 +34,7 @@ from rrm.cli.common import (
     print_json,
     read_json,
 )
-from rrm.cli.render import cases_table, history_table, print_case
+from rrm.cli.render import cases_table, history_table, print_case, print_outcomes
 from rrm.domain.case import Facility, Petitioner
 from rrm.domain.commands import (
     AssignOfficers,
@@ -381,6 +382,22 @@ def list_(
         print_json(cases)
     else:
         console.print(cases_table(cases))
+
+
+@app.command("outcomes")
+def outcomes(
+    *,
+    db: DbOption = DEFAULT_DB,
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Count cases by outcome (remediated, out of scope, ...) and by state."""
+    with engine_for(db) as engine:
+        counts = engine.outcomes(workflow)
+    if as_json:
+        print_json([dataclasses.asdict(c) for c in counts])
+    else:
+        print_outcomes(console, counts)
 
 
 @app.command("history")

@@ -18,7 +18,11 @@ from rich.text import Text
 from rrm.views import CONFIDENTIAL
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from rich.console import Console
+
+    from rrm.service.engine import OutcomeCount
 
 __all__ = [
     "alerts_table",
@@ -152,6 +156,29 @@ def _print_gaps(console: Console, data: dict[str, Any]) -> None:
             "published); no completion clock runs until it is recorded "
             "(remediation_due_recorded)."
         )
+
+
+def print_outcomes(console: Console, counts: Sequence[OutcomeCount]) -> None:
+    """Cases counted by outcome (open ones as 'open'), then by workflow and state."""
+    by_outcome: dict[str, int] = {}
+    for c in counts:
+        key = c.outcome if c.outcome is not None else "open"
+        by_outcome[key] = by_outcome.get(key, 0) + c.cases
+    summary = Table("outcome", "cases", title="Cases by outcome")
+    for name, n in sorted(by_outcome.items(), key=lambda kv: (-kv[1], kv[0])):
+        summary.add_row(name, str(n))
+    summary.add_row("total", str(sum(by_outcome.values())), style="bold")
+    console.print(summary)
+    detail = Table("workflow", "state", "outcome", "cases", "meaning", title="By state")
+    for c in counts:
+        detail.add_row(
+            f"{c.workflow_id} v{c.workflow_version}",
+            c.state,
+            c.outcome or "open",
+            str(c.cases),
+            c.label,
+        )
+    console.print(detail)
 
 
 def cases_table(cases: list[dict[str, Any]]) -> Table:

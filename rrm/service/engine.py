@@ -138,6 +138,26 @@ class AvailableEvent:
     roles: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeCount:
+    """How many cases of one workflow version are in one state, and what it means.
+
+    ``outcome`` is the state's outcome as the workflow names it ("remediated",
+    "out of scope", "closed by agreement"...) for a closed case, ``None`` for a
+    case still open.
+
+    .. versionadded:: 0.5.0
+    """
+
+    workflow_id: str
+    workflow_version: int
+    state: str
+    label: str
+    terminal: bool
+    outcome: str | None
+    cases: int
+
+
 @final
 class CaseEngine:
     """Open cases, record events, and query cases and deadlines.
@@ -614,6 +634,44 @@ class CaseEngine:
             if roles:
                 found.append(AvailableEvent(transition=t, roles=tuple(roles)))
         return found
+
+    def outcomes(self, workflow: str | None = None) -> list[OutcomeCount]:
+        """Return how many cases are in each state, with the outcome it stands for.
+
+        The figures an agency reports (how many cases were remediated, found out
+        of scope, closed by agreement, still open), by workflow version: a
+        version's states are counted as that version names them.
+
+        Args:
+            workflow: Only this workflow's cases (all when ``None``).
+
+        .. versionadded:: 0.5.0
+        """
+        wanted = None if workflow is None else validation.text("workflow", workflow)
+        with self._uow(read_only=True) as uow:
+            counts = uow.cases.state_counts()
+        out = []
+        for c in counts:
+            if wanted is not None and c.workflow_id != wanted:
+                continue
+            spec = self.workflows.get(c.workflow_id, c.workflow_version)
+            state = spec.states.get(c.state)
+            terminal = state is not None and state.terminal
+            outcome = None
+            if state is not None and state.terminal:
+                outcome = state.outcome or c.state
+            out.append(
+                OutcomeCount(
+                    workflow_id=c.workflow_id,
+                    workflow_version=c.workflow_version,
+                    state=c.state,
+                    label=state.label if state is not None else c.state,
+                    terminal=terminal,
+                    outcome=outcome,
+                    cases=c.cases,
+                )
+            )
+        return out
 
     def facilities(self) -> list[FacilityRecord]:
         """Return the facility registry with cases and determinations counted.

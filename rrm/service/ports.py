@@ -75,6 +75,19 @@ class FacilityRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StateCount:
+    """How many cases of one workflow version are in one state.
+
+    .. versionadded:: 0.5.0
+    """
+
+    workflow_id: str
+    workflow_version: int
+    state: str
+    cases: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CaseChange:
     """Everything one fire (or case opening) writes, applied in one transaction.
 
@@ -190,6 +203,10 @@ class CaseRepository(Protocol):
 
     def find(self, query: CaseQuery) -> list[Case]:
         """Return cases matching the query, newest first."""
+        ...
+
+    def state_counts(self) -> list[StateCount]:
+        """Return how many cases each workflow version holds in each state."""
         ...
 
     def open_deadlines(self, query: DeadlineQuery) -> list[Deadline]:

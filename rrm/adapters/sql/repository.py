@@ -43,7 +43,7 @@ from rrm.errors import (
     StaleCopy,
     StorageError,
 )
-from rrm.service.ports import FacilityRecord
+from rrm.service.ports import FacilityRecord, StateCount
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -371,6 +371,30 @@ class SqlCaseRepository:
         )
         with _storage_errors(f"count earlier determinations for case {case_id}"):
             return int(self._conn.execute(stmt).scalar_one())
+
+    def state_counts(self) -> list[StateCount]:
+        """Return how many cases each workflow version holds in each state."""
+        stmt = (
+            sa.select(
+                CASE.c.workflow_id,
+                CASE.c.workflow_version,
+                CASE.c.state,
+                sa.func.count().label("n"),
+            )
+            .group_by(CASE.c.workflow_id, CASE.c.workflow_version, CASE.c.state)
+            .order_by(CASE.c.workflow_id, CASE.c.workflow_version, CASE.c.state)
+        )
+        with _storage_errors("count cases by state"):
+            rows = self._conn.execute(stmt).all()
+        return [
+            StateCount(
+                workflow_id=str(r[0]),
+                workflow_version=int(r[1]),
+                state=str(r[2]),
+                cases=int(r[3]),
+            )
+            for r in rows
+        ]
 
     def facilities(self, facility_id: str | None = None) -> list[FacilityRecord]:
         """Return registered facilities (or one) with their counts, by id."""

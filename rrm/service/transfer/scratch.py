@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         Determination,
         FacilityRecord,
         OutboxRepository,
+        StateCount,
         WebhookDelivery,
         WebhookDeliveryQuery,
         WebhookRepository,
@@ -137,6 +138,9 @@ class _ScratchCases:
 
     def facilities(self, facility_id: str | None = None) -> list[FacilityRecord]:
         raise NotImplementedError  # pragma: no cover - replays never list facilities
+
+    def state_counts(self) -> list[StateCount]:
+        raise NotImplementedError  # pragma: no cover - replays never count cases
 
     def lapsed_deadlines(
         self, *, since: datetime, officer_id: str | None = None, limit: int = 100
