@@ -56,6 +56,7 @@ EXPECTED = {
     "NotificationError",
     "Officer",
     "OpenCase",
+    "OutcomeCount",
     "Party",
     "PauseDeadline",
     "Petitioner",
