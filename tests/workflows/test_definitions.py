@@ -48,12 +48,17 @@ class TestBundled:
                 assert t.roles
 
     def test_recalled_numbers_are_nominal(self, workflows):
-        """Panel-phase clocks rest on recalled text and are flagged nominal."""
+        """Panel-phase clocks rest on recalled text and are flagged nominal.
+
+        v2's panel confirmation (5 business days) is a secondary source: IELP
+        quotes the treaty's words (second primary-text pass, issue #11).
+        """
         spec = workflows.get("usmca-31a")
         nominal = {k for k, d in spec.deadlines.items() if d.nominal}
+        assert not spec.deadlines["panel_confirmation"].nominal
+        assert workflows.get("usmca-31a", 1).deadlines["panel_confirmation"].nominal
         assert nominal == {
             "panel_composition",
-            "panel_confirmation",
             "verification_answer",
             "verification_period",
             "panel_determination",
