@@ -1,5 +1,8 @@
 """The console's management pages: open a case, import, workflows, alerts, audit.
 
+Also the case page of an imported record: the steps it lacks, its dated facts and
+their precision, the earlier case a second request follows, a closed case's facts.
+
 Each test runs the whole app (``create_app``) in process with FastAPI's
 TestClient over a SQLite file migrated with Alembic; the app's engine enforces the
 service's ``AccessPolicy`` and reads a ``FakeClock``. Cases and alerts are seeded
@@ -29,7 +32,7 @@ from rrm.errors import NotificationError
 from rrm.server import ServerSettings, create_app
 from rrm.service.access import AccessPolicy
 from rrm.service.credentials import create_token
-from rrm.service.transfer import export_case
+from rrm.service.transfer import export_case, import_cases
 from rrm.testing import FakeClock
 
 # Monday 2025-01-06 15:00 UTC, the suite's documented start (tests/conftest.py).
@@ -419,6 +422,221 @@ class TestImport:
         assert site.fingerprint() == before
 
 
+# An imported request for review, its day approximate, whose record stops after a
+# legitimation vote known only by its month: both of Mexico's deadlines (2025-01-16
+# and 2025-02-20) are past due, neither met nor lapsed in the record.
+SILENT = {
+    "format": "rrm-history/1",
+    "case": {
+        "external_ref": "SIL-1",
+        "workflow": "usmca-31a",
+        "initiation": "request",
+        "complainant": "US",
+        "respondent": "MX",
+        "facility": {
+            "facility_id": "MX-S1",
+            "name": "Planta S",
+            "owner": "G",
+            "country": "MX",
+        },
+        "claim": {
+            "basis": "annex_23a_legislation",
+            "sector_category": "manufacturing",
+        },
+        "officers": [{"officer_id": "ana", "role": "ustr"}],
+    },
+    "events": [
+        {
+            "at": "2025-01-06T17:00:00+00:00",
+            "event": "request_for_review",
+            "role": "ustr",
+            "payload": {"date_precision": "approx"},
+        },
+        {
+            "at": "2025-01-08T17:00:00+00:00",
+            "event": "legitimation_vote",
+            "role": "ustr",
+            "payload": {
+                "on": "2024-11-01",
+                "result": "rejected",
+                "date_precision": "month",
+            },
+        },
+    ],
+}
+
+
+def _section(html: str, ident: str) -> str:
+    """The element that opens with ``id="<ident>"``, up to the end of its section."""
+    assert f'id="{ident}"' in html, ident
+    return html.split(f'id="{ident}"', 1)[1].split("</section>", 1)[0]
+
+
+def _import_silent(site: Site) -> tuple[rrm.Case, rrm.Case]:
+    """Import SIL-1 on 2025-03-03, then open the second request that follows it."""
+    site.clock.set(datetime(2025, 3, 3, 15, 0, tzinfo=UTC))
+    report = import_cases(site.seed, [SILENT])
+    assert report.cases[0].unknown_steps == ("respondent_answer", "respondent_review")
+    earlier = site.seed.get("SIL-1")
+    second = site.seed.open_case(
+        rrm.OpenCase(
+            workflow="usmca-31a",
+            initiation="request",
+            complainant="US",
+            respondent="MX",
+            facility=rrm.Facility(
+                facility_id="MX-S1", name="Planta S", owner="G", country=rrm.Party.MX
+            ),
+            claim=CLAIM,
+            officers=ASSIGNED,
+            external_ref="SIL-2",
+            actor="ana",
+            role="ustr",
+            payload={"follows": "SIL-1"},
+        )
+    )
+    return earlier, second
+
+
+class TestImportedCasePage:
+    def test_the_steps_the_record_lacks_are_a_warning_and_marked(self, site):
+        """Past-due steps the import could not tell are listed, with no lapse taken."""
+        case, _ = _import_silent(site)
+        page = site.signed_in("ana").get(f"/cases/{case.case_id}")
+        assert page.status_code == 200
+        warning = _section(page.text, "unknown-steps")
+        assert "Steps missing from the imported record" in warning
+        assert "RRM took no lapse action on them" in warning
+        rows = _section(page.text, "unknown-table").split("</tr>")
+        assert '<time datetime="2025-01-16">Jan 16, 2025</time>' in rows[1]
+        assert "Mexico answers whether it will conduct the review" in rows[1]
+        assert "<td>respondent</td>" in rows[1]
+        assert '<time datetime="2025-02-20">Feb 20, 2025</time>' in rows[2]
+        assert "Mexico completes its review" in rows[2]
+        # Both open deadlines are marked; the case did not move.
+        deadlines = _section(page.text, "deadlines-h")
+        assert deadlines.count('class="deadline step-unknown"') == 2
+        assert deadlines.count("step missing from the record") == 2
+        assert site.seed.get(case.case_id).state == "review_requested"
+        assert 'id="remediation-due-unknown"' not in page.text
+
+    def test_a_fact_known_by_its_month_says_so(self, site):
+        """The dated facts table and the history show the date as precise as known."""
+        case, _ = _import_silent(site)
+        client = site.signed_in("ana")
+        page = client.get(f"/cases/{case.case_id}")
+        facts = _section(page.text, "facts-h")
+        assert "Dated facts" in facts
+        assert "<td>2024-11 (month only)</td>" in facts
+        assert "A legitimation vote on the collective bargaining agreement" in facts
+        assert "result: rejected" in facts
+        history = _section(page.text, "history-table")
+        row = next(r for r in history.split("<tr>") if "legitimation_vote" in r)
+        assert "Date of the fact: 2024-11 (month only)" in row
+        first = next(r for r in history.split("<tr>") if "request_for_review" in r)
+        assert "Date as recorded: 2025-01-06 (approximate)" in first
+        client.cookies.set("rrm_lang", "es")
+        spanish = client.get(f"/cases/{case.case_id}").text
+        assert "Pasos que faltan en el historial importado" in spanish
+        assert "<td>2024-11 (solo el mes)</td>" in spanish
+        assert "Fecha del hecho: 2024-11 (solo el mes)" in spanish
+        assert "Fecha según el registro: 2025-01-06 (aproximada)" in spanish
+        assert "paso ausente del historial" in spanish
+
+    def test_a_second_request_links_the_case_it_follows(self, site):
+        """The follow-up case names the earlier one on the facility, with its link."""
+        earlier, second = _import_silent(site)
+        page = site.signed_in("ana").get(f"/cases/{second.case_id}")
+        assert page.status_code == 200
+        follows = page.text.split('id="follows">', 1)[1].split("</dd>", 1)[0]
+        assert f'<a href="/cases/{earlier.case_id}">SIL-1</a>' in follows
+        assert 'id="unknown-steps"' not in page.text
+        assert 'id="facts-h"' not in page.text
+        assert (
+            'id="follows"'
+            not in site.signed_in("ana").get(f"/cases/{earlier.case_id}").text
+        )
+
+    def test_an_unknown_remediation_end_date_is_noticed(self, site):
+        """A plan agreed without its end date: the page says no completion clock runs."""
+        case = site.open_case("REM")
+        for event, role in (
+            ("respondent_finds_denial", "respondent"),
+            ("remediation_plan_agreed", "ustr"),
+        ):
+            site.seed.fire(
+                rrm.FireEvent(case_id=case.case_id, event=event, actor="ana", role=role)
+            )
+        page = site.signed_in("ana").get(f"/cases/{case.case_id}")
+        notice = page.text.split('id="remediation-due-unknown">', 1)[1]
+        notice = notice.split("</div>", 1)[0]
+        assert "End date of the remediation unknown." in notice
+        assert "no completion deadline runs" in notice
+
+
+class TestClosedCase:
+    def _closed(self, site: Site) -> rrm.Case:
+        case = site.open_case("CLO")
+        return site.seed.fire(
+            rrm.FireEvent(
+                case_id=case.case_id,
+                event="request_withdrawn",
+                actor="ana",
+                role="ustr",
+            )
+        )
+
+    def test_a_closed_case_offers_its_dated_facts(self, site, workflows):
+        """The closed case stays shown closed and offers a form for each dated fact."""
+        case = self._closed(site)
+        page = site.signed_in("ana").get(f"/cases/{case.case_id}")
+        assert page.status_code == 200
+        actions = _section(page.text, "actions-h")
+        assert "(closed)" in actions.split('id="closed-facts">', 1)[1].split("</p>")[0]
+        assert "It still accepts the dated facts below" in actions
+        assert "nothing more may be recorded" not in actions
+        spec = workflows.get("usmca-31a", case.workflow_version)
+        forms = re.findall(r'name="event" value="([^"]+)"', actions)
+        assert forms == list(spec.facts)
+        assert "The case stays in <code>withdrawn</code>" in actions
+        assert "Moves the case to" not in actions
+
+    def test_a_fact_recorded_from_the_form_keeps_its_fields(self, site):
+        """Recording a fact on a closed case keeps its date and details; it stays closed."""
+        case = self._closed(site)
+        client = site.signed_in("ana")
+        answer = site.post(
+            client,
+            f"/cases/{case.case_id}/events",
+            {
+                "event": "legitimation_vote",
+                "role": "ustr",
+                "version": str(case.version),
+                "p.on": "2025-02-14",
+                "p.result": "approved",
+                "reason": "Reported by the union.",
+            },
+            page=f"/cases/{case.case_id}",
+        )
+        assert answer.status_code == 303, answer.text
+        after = site.seed.get(case.case_id)
+        assert after.state == "withdrawn"
+        page = client.get(f"/cases/{case.case_id}")
+        facts = _section(page.text, "facts-h")
+        assert '<time datetime="2025-02-14">Feb 14, 2025</time>' in facts
+        assert "result: approved" in facts
+
+    def test_an_officer_who_may_record_no_fact_sees_who_may(self, site):
+        """Mexico's officer records no fact: the page says so and lists who may."""
+        case = self._closed(site)
+        page = site.signed_in("lupe").get(f"/cases/{case.case_id}")
+        actions = _section(page.text, "actions-h")
+        assert "you may record none of the dated facts it still accepts" in actions
+        assert 'name="event"' not in actions
+        assert "What others may record" in actions
+        assert "A union representation election was held" in actions
+
+
 class TestWorkflows:
     def test_the_list_shows_every_loaded_version(self, site, workflows):
         """Every loaded workflow version is listed with its short hash and a link."""
@@ -440,6 +658,26 @@ class TestWorkflows:
         assert "stateDiagram-v2" in page.text
         assert 'id="text-diagram"' in page.text
         assert "<script" not in page.text.split("<body", 1)[1]
+
+    def test_a_workflow_lists_its_dated_facts(self, site, workflows):
+        """Version 2 lists each dated fact with its roles, fields, source and evidence."""
+        spec = workflows.get("usmca-31a", 2)
+        assert spec.facts
+        client = site.signed_in("ana")
+        page = client.get("/workflows/usmca-31a/2")
+        assert page.status_code == 200
+        table = page.text.split('id="facts-table"', 1)[1].split("</table>", 1)[0]
+        rows = table.split("<tr>")[2:]
+        assert len(rows) == len(spec.facts)
+        for fact, row in zip(spec.facts.values(), rows, strict=True):
+            assert f"<code>{fact.event}</code><br>{fact.label}" in row
+            assert f"<td>{', '.join(fact.roles)}</td>" in row
+            assert fact.citation in row
+            assert ("Verified" in row) == (fact.evidence.value == "V")
+            assert ("Secondary source" in row) == (fact.evidence.value == "S")
+        vote = rows[list(spec.facts).index("legitimation_vote")]
+        assert "<code>on</code>, <code>result</code>" in vote
+        assert 'id="facts-table"' not in client.get("/workflows/usmca-31a/1").text
 
     def test_an_unknown_version_is_not_found(self, site):
         """A version that is not loaded answers 404 with the engine's reason."""

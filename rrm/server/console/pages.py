@@ -495,7 +495,7 @@ async def record_event(request: Request, principal: Signed, case: str) -> Respon
         spec = engine.workflows.get(found.workflow_id, found.workflow_version)
         fields = [
             {"name": p.name, "type": p.type}
-            for t in spec.transitions
+            for t in (*spec.transitions, *spec.facts.values())
             if t.event == event
             for p in t.payload
         ]
