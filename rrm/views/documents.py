@@ -145,6 +145,9 @@ def _facts_json(case: Case, spec: WorkflowSpec) -> list[dict[str, Any]]:
                 "on_text": shown
                 if precision in _EXACT
                 else f"{shown} ({PRECISION_WORDS.get(precision, precision)})",
+                # For readers that say the precision in their own words.
+                "precision": None if precision in _EXACT else precision,
+                "date_shown": shown,
                 "details": {
                     k: v for k, v in f.items() if k not in _FACT_KEYS and v is not None
                 },
