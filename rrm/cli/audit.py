@@ -102,22 +102,32 @@ def verify(
     if as_json:
         print_json(reports)
     else:
-        table = Table("case", "entries", "chain", *(["anchor"] if anchors else []))
-        for r in reports:
-            cells = [r["ref"], str(r["entries"]), _chain_cell(r)]
-            if anchors:
-                cells.append(_anchor_cell(r))
-            table.add_row(*cells)
-        console.print(table)
-        if broken:
-            console.print(
-                f"[bold red]{len(broken)} of {len(reports)} case histories broken"
-                "[/bold red]"
-            )
-        else:
-            console.print(f"[green]{len(reports)} case histories intact[/green]")
+        _print_reports(reports, broken, anchored=anchors is not None)
     if broken:
         raise typer.Exit(1)
+
+
+def _print_reports(
+    reports: list[dict[str, Any]], broken: list[dict[str, Any]], *, anchored: bool
+) -> None:
+    """The table of cases, then what is wrong with each broken one, in words."""
+    table = Table("case", "entries", "chain", *(["anchor"] if anchored else []))
+    for r in reports:
+        cells = [r["ref"], str(r["entries"]), _chain_cell(r)]
+        if anchored:
+            cells.append(_anchor_cell(r))
+        table.add_row(*cells)
+    console.print(table)
+    for r in broken:
+        for problem in r.get("problems", ()):
+            console.print(f"{r['ref']}: {problem}", highlight=False, soft_wrap=True)
+    if broken:
+        console.print(
+            f"[bold red]{len(broken)} of {len(reports)} case histories broken"
+            "[/bold red]"
+        )
+    else:
+        console.print(f"[green]{len(reports)} case histories intact[/green]")
 
 
 def _plain(a: ChainAnchor) -> dict[str, Any]:
@@ -125,11 +135,15 @@ def _plain(a: ChainAnchor) -> dict[str, Any]:
 
 
 def _row(report: ChainReport, ref: str) -> dict[str, Any]:
-    return {
+    row = {
         **chain_json(report, ref),
         "anchor_mismatch_seq": report.anchor_mismatch_seq,
         "missing": False,
     }
+    # What is wrong, in words; an intact chain's row keeps its old shape.
+    if report.problems:
+        row["problems"] = list(report.problems)
+    return row
 
 
 def _missing(a: ChainAnchor) -> dict[str, Any]:
@@ -141,6 +155,7 @@ def _missing(a: ChainAnchor) -> dict[str, Any]:
         "first_broken_seq": None,
         "anchor_mismatch_seq": a.seq,
         "missing": True,
+        "problems": [f"anchored case {a.case_id} is missing from the database"],
     }
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "Officer",
     "Party",
     "Petitioner",
+    "case_row_break",
+    "chain_break",
     "entry_hash",
     "require_aware",
     "verify_chain",
@@ -269,27 +271,153 @@ def verify_chain(entries: list[HistoryEntry]) -> int | None:
     """Return the ``seq`` of the first entry whose hash or link is broken, or None.
 
     Checks that entries are numbered 1, 2, 3, ..., that each links to the hash of
-    the one before it, and that each hash matches the entry's own content.
+    the one before it, that each hash matches the entry's own content, and that
+    each entry starts from the state the one before it ended in (the first from
+    none). :func:`chain_break` also says what is wrong.
     """
-    prev = GENESIS_HASH
+    found = chain_break(entries)
+    return None if found is None else found[0]
+
+
+def chain_break(entries: list[HistoryEntry]) -> tuple[int, str] | None:
+    """Return the ``seq`` of the first broken entry and what is wrong, or None.
+
+    An entry is broken when its number, its link, its hash or its starting state
+    does not follow from the entry before it. A state changed in the case row
+    and then carried on by a legal event shows here: the event's entry starts
+    from the changed state, not from the one the entry before it ended in.
+
+    .. versionadded:: 0.5.0
+    """
+    prev: HistoryEntry | None = None
     for expected_seq, e in enumerate(entries, start=1):
-        recomputed = entry_hash(
-            prev_hash=prev,
-            case_id=e.case_id,
-            seq=e.seq,
-            event=e.event,
-            from_state=e.from_state,
-            to_state=e.to_state,
-            actor=e.actor,
-            role=e.role,
-            reason=e.reason,
-            payload=e.payload,
-            occurred_at=e.occurred_at,
-            recorded_at=e.recorded_at,
-            idempotency_key=e.idempotency_key,
-            via=e.via,
+        problem = _entry_problem(e, expected_seq, prev)
+        if problem is not None:
+            return e.seq, problem
+        prev = e
+    return None
+
+
+def _entry_problem(
+    e: HistoryEntry, expected_seq: int, prev: HistoryEntry | None
+) -> str | None:
+    """What is wrong with entry *e*, given the intact entry before it (if any)."""
+    return _link_problem(e, expected_seq, prev) or _state_problem(e, prev)
+
+
+def _link_problem(
+    e: HistoryEntry, expected_seq: int, prev: HistoryEntry | None
+) -> str | None:
+    """Its number, its link to the entry before it, or its own hash, if wrong."""
+    if e.seq != expected_seq:
+        after = f"entry {prev.seq}" if prev is not None else "nothing"
+        return f"entry {expected_seq} is missing: entry {e.seq} follows {after}"
+    prev_hash = GENESIS_HASH if prev is None else prev.hash
+    if e.prev_hash != prev_hash:
+        if prev is None:
+            return "entry 1 does not link to the start of a chain"
+        return f"entry {e.seq} does not link to the hash of entry {prev.seq}"
+    if e.hash != _recomputed(e, prev_hash):
+        return f"entry {e.seq} does not match its hash: it was changed after writing"
+    return None
+
+
+def _state_problem(e: HistoryEntry, prev: HistoryEntry | None) -> str | None:
+    """The state *e* starts from, if it is not where the entry before it ended."""
+    if prev is None:
+        if e.from_state:  # a case opens from nothing (None)
+            return f"entry 1 starts from {e.from_state!r}, but a case opens from none"
+        return None
+    if e.from_state != prev.to_state:
+        return (
+            f"entry {e.seq} starts from {e.from_state!r} but entry {prev.seq} "
+            f"ended in {prev.to_state!r}"
         )
-        if e.seq != expected_seq or e.prev_hash != prev or e.hash != recomputed:
-            return e.seq
-        prev = e.hash
+    return None
+
+
+def _recomputed(e: HistoryEntry, prev_hash: str) -> str:
+    return entry_hash(
+        prev_hash=prev_hash,
+        case_id=e.case_id,
+        seq=e.seq,
+        event=e.event,
+        from_state=e.from_state,
+        to_state=e.to_state,
+        actor=e.actor,
+        role=e.role,
+        reason=e.reason,
+        payload=e.payload,
+        occurred_at=e.occurred_at,
+        recorded_at=e.recorded_at,
+        idempotency_key=e.idempotency_key,
+        via=e.via,
+    )
+
+
+def case_row_break(
+    case: Case, entries: list[HistoryEntry], *, migrated_event: str
+) -> tuple[int, str] | None:
+    """Return where the case row disagrees with its (intact) history, and how.
+
+    The row's ``version`` must be the last entry's ``seq`` and its ``state`` the
+    last entry's ``to_state``. When the history holds migrations
+    (*migrated_event*, whose payload names ``workflow``, ``from_version`` and
+    ``to_version``), each must start from the version the one before it moved
+    to, and the row's workflow and version must be those of the last one. The
+    number returned is the first missing or uncounted entry, or the entry the row
+    contradicts.
+
+    .. versionadded:: 0.5.0
+    """
+    count = len(entries)
+    if case.version > count:
+        ends = f"ends at entry {count}" if count else "has no entries"
+        return count + 1, (
+            f"case row says version {case.version}, but the history {ends}: "
+            f"entry {count + 1} is missing"
+        )
+    if case.version < count:
+        return case.version + 1, (
+            f"case row says version {case.version}, but the history goes on to "
+            f"entry {count}"
+        )
+    if not entries:
+        return None
+    last = entries[-1]
+    if case.state != last.to_state:
+        return last.seq, (
+            f"case row says state {case.state!r}, its last entry ({last.seq}) "
+            f"ended in {last.to_state!r}"
+        )
+    return _workflow_break(case, entries, migrated_event)
+
+
+def _workflow_break(
+    case: Case, entries: list[HistoryEntry], migrated_event: str
+) -> tuple[int, str] | None:
+    moved: HistoryEntry | None = None
+    for e in entries:
+        if e.event != migrated_event:
+            continue
+        if e.payload.get("workflow", case.workflow_id) != case.workflow_id:
+            return e.seq, (
+                f"entry {e.seq} migrates workflow {e.payload.get('workflow')!r}, "
+                f"but the case row says {case.workflow_id!r}"
+            )
+        if moved is not None and e.payload.get("from_version") != moved.payload.get(
+            "to_version"
+        ):
+            return e.seq, (
+                f"entry {e.seq} moves from workflow version "
+                f"{e.payload.get('from_version')!r}, but entry {moved.seq} had "
+                f"moved the case to version {moved.payload.get('to_version')!r}"
+            )
+        moved = e
+    if moved is not None and moved.payload.get("to_version") != case.workflow_version:
+        return moved.seq, (
+            f"case row says workflow version {case.workflow_version}, its last "
+            f"migration (entry {moved.seq}) moved it to "
+            f"{moved.payload.get('to_version')!r}"
+        )
     return None

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Literal, final
 import structlog
 
 from rrm.domain.alerts import Alert, AlertStatus
-from rrm.domain.case import Case, Deadline, HistoryEntry, require_aware, verify_chain
+from rrm.domain.case import (
+    Case,
+    Deadline,
+    HistoryEntry,
+    case_row_break,
+    chain_break,
+    require_aware,
+)
 from rrm.domain.commands import (
     ResumeDeadline,
 )
@@ -100,14 +107,24 @@ class ChainAnchor:
 class ChainReport:
     """Result of checking one case's history chain.
 
+    ``first_broken_seq`` is the first entry that does not follow from the one
+    before it (its number, link, hash or starting state), the first entry
+    missing from or beyond the case row's version, or the entry the case row's
+    state or workflow version contradicts. ``problems`` says in words what is
+    wrong, one sentence per finding (the chain's, then the anchor's).
+
     .. versionchanged:: 0.2.0 ``anchor_mismatch_seq``: an anchored entry that is
        missing or no longer has its anchored hash.
+    .. versionchanged:: 0.5.0 ``problems``; an entry that does not start from the
+       state the one before it ended in, and a case row whose state or workflow
+       version is not its history's, are broken.
     """
 
     case_id: str
     entries: int
     first_broken_seq: int | None
     anchor_mismatch_seq: int | None = None
+    problems: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -782,9 +799,13 @@ class CaseEngine:
     def verify(self, case_id: str, *, anchor: ChainAnchor | None = None) -> ChainReport:
         """Check a case's hash chain and name the first broken entry.
 
-        The chain must also be as long as the case's version: a deleted newest
-        entry is reported as missing (its number is the first broken one). With
-        an *anchor* of this case, its entry must still carry the anchored hash.
+        Each entry must link to the one before it, match its hash and start
+        from the state the one before it ended in. The case row must agree with
+        the last entry: its version is the last entry's number (a deleted newest
+        entry is reported as missing), its state the last entry's, and its
+        workflow version the last migration's. With an *anchor* of this case,
+        its entry must still carry the anchored hash: only an anchor finds the
+        newest entry deleted with the row set back to the entry before it.
 
         Raises:
             CaseNotFound: If no case matches.
@@ -825,9 +846,10 @@ class CaseEngine:
     def _check_chain(
         self, case: Case, entries: list[HistoryEntry], anchor: ChainAnchor | None
     ) -> ChainReport:
-        broken = verify_chain(entries)
-        if broken is None and len(entries) != case.version:
-            broken = min(len(entries), case.version) + 1
+        found = chain_break(entries) or case_row_break(
+            case, entries, migrated_event=handlers.MIGRATED
+        )
+        problems = [found[1]] if found is not None else []
         mismatch = None
         if anchor is not None:
             if anchor.case_id != case.case_id:
@@ -835,14 +857,20 @@ class CaseEngine:
             held = next((e.hash for e in entries if e.seq == anchor.seq), None)
             if held != anchor.hash:
                 mismatch = anchor.seq
+                problems.append(
+                    f"anchored entry {anchor.seq} is missing"
+                    if held is None
+                    else f"entry {anchor.seq} no longer has its anchored hash"
+                )
                 log.warning(
                     "anchor_mismatch", case_id=case.case_id, anchor_seq=anchor.seq
                 )
         return ChainReport(
             case_id=case.case_id,
             entries=len(entries),
-            first_broken_seq=broken,
+            first_broken_seq=found[0] if found is not None else None,
             anchor_mismatch_seq=mismatch,
+            problems=tuple(problems),
         )
 
     def anchor(self, case_id: str) -> ChainAnchor:
