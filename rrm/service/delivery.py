@@ -5,17 +5,27 @@ its outcome recorded right after, conditional on the claim: a worker that lost i
 claim (a slow batch) never overwrites another's result, a crash repeats at most the
 one message in flight (with the same Message-ID), and an acknowledgement made
 meanwhile stands. Nothing a notifier or renderer raises escapes ``tick()``.
+
+While it holds claims, a worker renews a heartbeat row every few seconds from a
+thread of its own. A worker whose heartbeat is older than the threshold is taken
+to be dead: any worker's next claim (a worker that starts claims at once) takes
+over its claims without waiting for their lease. Each claim taken over ends later
+than the one it replaces, and that end is the claim's token, so the old worker,
+should it wake up, can neither renew the claim (it skips the alert) nor record an
+outcome with it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Self, final
 
 import structlog
 
@@ -38,11 +48,16 @@ from rrm.service.ports import CaseQuery, DeadlineQuery
 from rrm.workflow.clocks import spec_key
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from rrm.service.ports import (
         AlertRenderer,
+        CaseRepository,
         Notifier,
+        OutboxRepository,
         UnitOfWork,
         UnitOfWorkFactory,
+        WebhookRepository,
     )
     from rrm.workflow.registry import Workflows
     from rrm.workflow.spec import DeadlineSpec, WorkflowSpec
@@ -56,6 +71,14 @@ log = structlog.get_logger("rrm.alerts")
 _BREAKER = 3
 
 
+def new_worker_id() -> str:
+    """Return a worker id unique to this delivery: the process id and a random part.
+
+    No host or user name: the id is stored in the database and may be shown.
+    """
+    return f"{os.getpid()}-{secrets.token_hex(6)}"
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delivery:
@@ -64,12 +87,14 @@ class Delivery:
     It also remembers, for this process, the outcomes of sends that the database
     could not record (busy, connection lost): they are recorded first thing at the
     next delivery, before any claim, so a message the mail server accepted is not
-    sent again once its claim runs out.
+    sent again once its claim runs out. ``worker`` names the claims it takes and
+    its heartbeat; each delivery (each engine) has its own.
     """
 
     renderer: AlertRenderer
     notifier: Notifier
     settings: AlertSettings
+    worker: str = dataclasses.field(default_factory=new_worker_id)
     unrecorded: list[_Outcome] = dataclasses.field(
         default_factory=list, compare=False, repr=False
     )
@@ -103,7 +128,6 @@ def deliver(
     now: datetime,
 ) -> TickReport:
     """Send every alert that is ready, oldest first; record each outcome."""
-    settings = delivery.settings
     started = time.monotonic()
     report = _record_unrecorded(uow_factory, delivery)
     # Alerts dead-lettered for temporary reasons (an outage) get another round
@@ -113,21 +137,178 @@ def deliver(
         uow.commit()
     if requeued:
         log.warning("alerts_requeued_after_outage", alerts=requeued)
-    while True:
-        with uow_factory() as uow:
-            claimed = uow.outbox.claim_alerts(
-                now=now, limit=settings.batch, lease_until=now + settings.lease
+    with _Heartbeat(uow_factory, delivery, now=now, started=started) as heartbeat:
+        units = heartbeat.units
+        while True:
+            claimed = _claim(units, delivery, now=now, started=started)
+            if not claimed:
+                break
+            heartbeat.start()
+            part, tripped = _batch(
+                units, workflows, delivery, claimed, now=now, started=started
             )
-            uow.commit()
-        if not claimed:
-            break
-        part, tripped = _batch(
-            uow_factory, workflows, delivery, claimed, now=now, started=started
-        )
-        report = report + part
-        if tripped:
-            break
+            report = report + part
+            if tripped:
+                break
     return report
+
+
+def _instant(now: datetime, started: float) -> datetime:
+    """Return the tick's instant plus the time spent since.
+
+    The engine's clock is read once per tick; a long batch still claims, renews
+    and beats from the real moment.
+    """
+    return now + timedelta(seconds=time.monotonic() - started)
+
+
+def _claim(
+    uow_factory: UnitOfWorkFactory,
+    delivery: Delivery,
+    *,
+    now: datetime,
+    started: float,
+) -> list[Alert]:
+    """Claim a batch, with the heartbeat that says this worker holds it."""
+    settings = delivery.settings
+    at = _instant(now, started)
+    alive_since = at - settings.heartbeat_timeout
+    with uow_factory() as uow:
+        claimed = uow.outbox.claim_alerts(
+            now=at,
+            limit=settings.batch,
+            lease_until=at + settings.lease,
+            worker=delivery.worker,
+            alive_since=alive_since,
+        )
+        if claimed:
+            uow.outbox.renew_heartbeat(delivery.worker, at=at, alive_since=alive_since)
+        uow.commit()
+    return claimed
+
+
+@final
+class _Heartbeat:
+    """Renews a worker's heartbeat from a thread while its delivery holds claims.
+
+    A thread of its own, so that one slow send does not make a live worker look
+    dead. A failed renewal is logged and tried again at the next beat. The
+    thread ends with the delivery; a killed process takes it along, which is
+    what lets the others see the worker is gone. The delivery's units of work
+    and the beats are open one at a time (:attr:`units`): an in-memory SQLite
+    database has one connection for every thread.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        delivery: Delivery,
+        *,
+        now: datetime,
+        started: float,
+    ) -> None:
+        self.units = _OneAtATime(uow_factory)
+        self._delivery = delivery
+        self._now = now
+        self._started = started
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def start(self) -> None:
+        """Start beating (once; the first beat came with the first claim)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="rrm-alert-heartbeat", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        settings = self._delivery.settings
+        while not self._stopped.wait(settings.heartbeat.total_seconds()):
+            at = _instant(self._now, self._started)
+            try:
+                with self.units() as uow:
+                    uow.outbox.renew_heartbeat(
+                        self._delivery.worker,
+                        at=at,
+                        alive_since=at - settings.heartbeat_timeout,
+                    )
+                    uow.commit()
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                # The type only: a database message may quote connection details.
+                log.warning("heartbeat_failed", error=type(exc).__name__)
+
+
+@final
+class _OneAtATime:
+    """A unit-of-work factory whose units are open one at a time, across threads."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._factory = uow_factory
+        self._lock = threading.Lock()
+
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """Return a new unit of work that holds the lock while it is open."""
+        return _Held(self._factory(read_only=read_only), self._lock)
+
+
+@final
+class _Held:
+    """A unit of work that holds *lock* from entering to leaving."""
+
+    cases: CaseRepository
+    outbox: OutboxRepository
+    webhooks: WebhookRepository
+
+    def __init__(self, inner: UnitOfWork, lock: threading.Lock) -> None:
+        self._inner = inner
+        self._lock = lock
+
+    def __enter__(self) -> Self:
+        with contextlib.ExitStack() as undo:
+            self._lock.acquire()
+            undo.callback(self._lock.release)
+            entered = self._inner.__enter__()
+            undo.pop_all()
+        self.cases, self.outbox = entered.cases, entered.outbox
+        self.webhooks = entered.webhooks
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._inner.__exit__(exc_type, exc, tb)
+        finally:
+            self._lock.release()
+
+    def commit(self) -> None:
+        """Make the transaction's writes durable."""
+        self._inner.commit()
+
+    def savepoint(self) -> contextlib.AbstractContextManager[None]:
+        """Return a nested transaction (the inner unit's)."""
+        return self._inner.savepoint()
+
+    def rollback(self) -> None:
+        """Discard the transaction's writes."""
+        self._inner.rollback()
 
 
 def _batch(
@@ -220,14 +401,11 @@ def _renew(
 ) -> _Claim | None:
     """Renew the claim just before sending and load what the message needs."""
     assert alert.claimed_until is not None  # noqa: S101 - claimed alerts carry it
-    # The engine's clock is read once per tick; the time spent sending since is
-    # measured, so a long batch still extends its leases from the real moment.
-    elapsed = timedelta(seconds=time.monotonic() - started)
     with uow_factory() as uow:
         token = uow.outbox.renew_claim(
             alert.alert_id,
             token=alert.claimed_until,
-            until=now + elapsed + settings.lease,
+            until=_instant(now, started) + settings.lease,
         )
         if token is None:
             return None

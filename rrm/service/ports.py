@@ -250,12 +250,24 @@ class OutboxRepository(Protocol):
         ...
 
     def claim_alerts(
-        self, *, now: datetime, limit: int, lease_until: datetime
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        worker: str | None = None,
+        alive_since: datetime | None = None,
     ) -> list[Alert]:
-        """Claim alerts ready to send (pending, failed and due, or lease expired).
+        """Claim alerts ready to send (pending, failed and due, or abandoned).
 
-        Claimed alerts are marked ``sending`` until *lease_until*; a worker that
-        dies releases them when the lease expires.
+        Claimed alerts are marked ``sending`` until *lease_until*, held by
+        *worker*. A claim is abandoned when its lease has run out, or, with
+        *alive_since*, when its worker's heartbeat (:meth:`renew_heartbeat`) is
+        older than that or gone: a worker that dies frees its claims then. A
+        claim taken over ends later than the claim it replaces, whatever the
+        workers' clocks say, so the claim's end (``claimed_until``) is a fencing
+        token: a worker whose claim was taken over can neither renew it nor
+        record an outcome with it.
         """
         ...
 
@@ -263,6 +275,15 @@ class OutboxRepository(Protocol):
         self, alert_id: str, *, token: datetime, until: datetime
     ) -> datetime | None:
         """Extend this worker's claim before a send; None if the claim was lost."""
+        ...
+
+    def renew_heartbeat(
+        self, worker: str, *, at: datetime, alive_since: datetime
+    ) -> None:
+        """Record that *worker* is alive at *at*; forget workers not seen since.
+
+        .. versionadded:: 0.5.0
+        """
         ...
 
     def record_delivery(self, alert: Alert, *, token: datetime) -> bool:

@@ -10,7 +10,7 @@ what is due, not what is open.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, final
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from rrm.adapters.sql import mapping
 from rrm.adapters.sql.fast import Prepared
 from rrm.adapters.sql.repository import _storage_errors
-from rrm.adapters.sql.tables import ALERT, CASE, CASE_OFFICER, DEADLINE
+from rrm.adapters.sql.tables import ALERT, CASE, CASE_OFFICER, DEADLINE, WORKER
 from rrm.domain.alerts import TEMPORARY, AlertStatus
 from rrm.domain.case import DeadlineStatus, Officer
 
@@ -65,11 +65,15 @@ _BUMP_SCHEDULE_SEQ: Final = Prepared(
     ("b_case_id",),
 )
 # Without a conflict target: a repeated alert id or (deadline, step, recipient)
-# is skipped either way.
+# is skipped either way. A new alert has no claim, so no claiming worker.
+_NEW_ALERT_KEYS: Final = [c.key for c in ALERT.c if c.key != "claimed_by"]
 _ADD_ALERT: Final = {
-    name: Prepared(insert(ALERT).on_conflict_do_nothing(), ALERT.c.keys())
+    name: Prepared(insert(ALERT).on_conflict_do_nothing(), _NEW_ALERT_KEYS)
     for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
 }
+# A claim taken over ends at least this much after the claim it replaces, so no
+# two claims of one alert ever share a token (the stored precision: microseconds).
+_TICK: Final = timedelta(microseconds=1)
 _UPDATE_ALERT: Final = (
     sa.update(ALERT)
     .where(ALERT.c.alert_id == sa.bindparam("b_alert_id"))
@@ -140,17 +144,25 @@ class SqlOutbox:
         return max(new, 0)
 
     def claim_alerts(
-        self, *, now: datetime, limit: int, lease_until: datetime
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease_until: datetime,
+        worker: str | None = None,
+        alive_since: datetime | None = None,
     ) -> list[Alert]:
-        """Claim alerts to send and mark them ``sending`` until *lease_until*."""
-        ready = sa.and_(
-            ALERT.c.status.in_(_READY),
-            sa.or_(ALERT.c.next_attempt_at.is_(None), ALERT.c.next_attempt_at <= now),
-        )
-        abandoned = sa.and_(ALERT.c.status == _SENDING, ALERT.c.claimed_until <= now)
+        """Claim alerts to send and mark them ``sending`` until *lease_until*.
+
+        Besides ready alerts, takes over claims whose lease has run out and,
+        with *alive_since*, claims of workers whose heartbeat is older or gone.
+        A claim taken over gets an end later than the one it replaces, whatever
+        the clocks of the two workers say, so the old holder's token never
+        matches again.
+        """
         stmt = (
             sa.select(ALERT)
-            .where(sa.or_(ready, abandoned))
+            .where(sa.or_(_ready(now), _abandoned(now, alive_since)))
             .order_by(ALERT.c.owed_at, ALERT.c.alert_id)
             .limit(limit)
         )
@@ -158,18 +170,60 @@ class SqlOutbox:
             stmt = stmt.with_for_update(skip_locked=True)
         with _storage_errors("claim alerts to send"):
             rows = self._conn.execute(stmt).mappings().all()
-            ids = [row["alert_id"] for row in rows]
-            if ids:
-                self._conn.execute(
-                    sa.update(ALERT)
-                    .where(ALERT.c.alert_id.in_(ids))
-                    .values(status=_SENDING, claimed_until=lease_until)
-                )
-        claimed = [
-            dataclasses.replace(mapping.alert_from_row(row), claimed_until=lease_until)
+            tokens = {
+                row["alert_id"]: _next_token(row["claimed_until"], lease_until)
+                for row in rows
+            }
+            self._mark_claimed(tokens, lease_until, worker)
+        return [
+            dataclasses.replace(
+                mapping.alert_from_row(row),
+                status=AlertStatus.SENDING,
+                claimed_until=tokens[row["alert_id"]],
+            )
             for row in rows
         ]
-        return [dataclasses.replace(a, status=AlertStatus.SENDING) for a in claimed]
+
+    def _mark_claimed(
+        self, tokens: dict[str, datetime], lease_until: datetime, worker: str | None
+    ) -> None:
+        """Store the claims: almost all end at *lease_until*, in one statement."""
+        usual = [i for i, t in tokens.items() if t == lease_until]
+        if usual:
+            self._conn.execute(
+                sa.update(ALERT)
+                .where(ALERT.c.alert_id.in_(usual))
+                .values(status=_SENDING, claimed_until=lease_until, claimed_by=worker)
+            )
+        for alert_id, token in tokens.items():
+            if token != lease_until:
+                self._conn.execute(
+                    sa.update(ALERT)
+                    .where(ALERT.c.alert_id == alert_id)
+                    .values(status=_SENDING, claimed_until=token, claimed_by=worker)
+                )
+
+    def renew_heartbeat(
+        self, worker: str, *, at: datetime, alive_since: datetime
+    ) -> None:
+        """Record that *worker* is alive at *at*; forget workers not seen since.
+
+        Forgetting a worker changes nothing about its claims: a claim whose
+        worker has no heartbeat row is free to take, like a stale one.
+        """
+        insert = (postgresql.insert if self._pg else sqlite.insert)(WORKER)
+        upsert = insert.values(worker_id=worker, started_at=at, last_seen=at)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[WORKER.c.worker_id],
+            set_={"last_seen": upsert.excluded.last_seen},
+        )
+        with _storage_errors("record the worker's heartbeat"):
+            self._conn.execute(upsert)
+            self._conn.execute(
+                sa.delete(WORKER).where(
+                    WORKER.c.last_seen <= alive_since, WORKER.c.worker_id != worker
+                )
+            )
 
     def renew_claim(
         self, alert_id: str, *, token: datetime, until: datetime
@@ -397,3 +451,29 @@ def _aware(value: Any) -> datetime:
         msg = f"unexpected instant {value!r}"
         raise TypeError(msg)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _ready(now: datetime) -> sa.ColumnElement[bool]:
+    """Alerts waiting to be sent: pending, or failed and due for another attempt."""
+    return sa.and_(
+        ALERT.c.status.in_(_READY),
+        sa.or_(ALERT.c.next_attempt_at.is_(None), ALERT.c.next_attempt_at <= now),
+    )
+
+
+def _abandoned(now: datetime, alive_since: datetime | None) -> sa.ColumnElement[bool]:
+    """Claims no live worker holds: the lease ran out, or its worker fell silent."""
+    expired = ALERT.c.claimed_until <= now
+    if alive_since is None:
+        return sa.and_(ALERT.c.status == _SENDING, expired)
+    alive = sa.select(WORKER.c.worker_id).where(WORKER.c.last_seen > alive_since)
+    # Claims from before heartbeats (no worker named) wait for their lease.
+    silent = sa.and_(ALERT.c.claimed_by.is_not(None), ALERT.c.claimed_by.not_in(alive))
+    return sa.and_(ALERT.c.status == _SENDING, sa.or_(expired, silent))
+
+
+def _next_token(previous: datetime | None, lease_until: datetime) -> datetime:
+    """The end of a new claim: *lease_until*, unless an older claim ends later."""
+    if previous is None:
+        return lease_until
+    return max(lease_until, _aware(previous) + _TICK)

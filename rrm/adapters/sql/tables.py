@@ -32,6 +32,7 @@ __all__ = [
     "PETITIONER",
     "WEBHOOK_DELIVERY",
     "WEBHOOK_SUBSCRIPTION",
+    "WORKER",
     "AlertRow",
     "ApiTokenRow",
     "CalendarFeedRow",
@@ -45,6 +46,7 @@ __all__ = [
     "RRMTable",
     "WebhookDeliveryRow",
     "WebhookSubscriptionRow",
+    "WorkerRow",
     "metadata",
 ]
 
@@ -237,6 +239,23 @@ class AlertRow(RRMTable, table=True):
     claimed_until: datetime | None = Field(sa_type=UTCDateTime)
     acknowledged_at: datetime | None = Field(sa_type=UTCDateTime)
     acknowledged_by: str | None
+    # The worker (``rrm_worker``) that holds, or last held, the claim.
+    claimed_by: str | None = None
+
+
+class WorkerRow(RRMTable, table=True):
+    """A delivering worker's heartbeat: claims of a worker not seen lately are free.
+
+    A worker renews ``last_seen`` every few seconds while it holds claims; the
+    claims of one whose heartbeat is older than the threshold (or gone) may be
+    taken over before their lease runs out.
+    """
+
+    __tablename__ = "rrm_worker"
+
+    worker_id: str = Field(primary_key=True)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen: datetime = Field(sa_type=UTCDateTime)
 
 
 class DeterminationRow(RRMTable, table=True):
@@ -355,6 +374,7 @@ CASE_EVENT: Final = metadata.tables["rrm_case_event"]
 DEADLINE: Final = metadata.tables["rrm_deadline"]
 DETERMINATION: Final = metadata.tables["rrm_determination"]
 ALERT: Final = metadata.tables["rrm_alert"]
+WORKER: Final = metadata.tables["rrm_worker"]
 API_TOKEN: Final = metadata.tables["rrm_api_token"]
 WEBHOOK_SUBSCRIPTION: Final = metadata.tables["rrm_webhook_subscription"]
 WEBHOOK_DELIVERY: Final = metadata.tables["rrm_webhook_delivery"]
