@@ -25,6 +25,7 @@ from rrm.domain.alerts import (
     Alert,
     AlertKind,
     AlertLadder,
+    AlertStatus,
     AlertStep,
     owed_steps,
 )
@@ -459,16 +460,35 @@ def _advance(
     return result
 
 
+def _reachable(case: Case, officers: list[Officer]) -> list[Officer]:
+    """The officers with an address; the others are logged (by id) and skipped."""
+    for o in officers:
+        if not o.email:
+            log.warning(
+                "alert_recipient_unreachable",
+                case_id=case.case_id,
+                officer_id=o.officer_id,
+            )
+    return [o for o in officers if o.email]
+
+
 def _recipients(
     case: Case, ladder: AlertLadder, kind: AlertKind, settings: AlertSettings
 ) -> list[Officer]:
-    """Who an alert goes to: assigned officers by role; supervisors once overdue."""
-    chosen = [
-        o
-        for o in case.officers
-        if o.role != "supervisor"
-        and (not ladder.recipients or o.role in ladder.recipients)
-    ]
+    """Who an alert goes to: assigned officers by role; supervisors once overdue.
+
+    Only officers with an address count: when none of those chosen has one, the
+    fallback address receives the alert (issue #13).
+    """
+    chosen = _reachable(
+        case,
+        [
+            o
+            for o in case.officers
+            if o.role != "supervisor"
+            and (not ladder.recipients or o.role in ladder.recipients)
+        ],
+    )
     if not chosen and settings.fallback_address:
         chosen = [
             Officer(
@@ -478,7 +498,9 @@ def _recipients(
             )
         ]
     if kind is AlertKind.OVERDUE and ladder.supervisor_on_lapse:
-        supervisors = [o for o in case.officers if o.role == "supervisor"]
+        supervisors = _reachable(
+            case, [o for o in case.officers if o.role == "supervisor"]
+        )
         if not supervisors and settings.supervisor_address:
             supervisors = [
                 Officer(
@@ -503,39 +525,90 @@ def _alerts(
     now: datetime,
     settings: AlertSettings,
 ) -> list[Alert]:
-    out = []
-    for officer in _recipients(case, ladder, step.kind, settings):
-        if not officer.email:
-            log.warning(
-                "alert_recipient_unreachable",
-                case_id=case.case_id,
-                officer_id=officer.officer_id,
-                deadline_key=deadline.key,
-            )
-            continue
-        out.append(
-            Alert(
-                alert_id=f"{deadline.deadline_id}:{step.step}:{officer.officer_id}",
-                deadline_id=deadline.deadline_id,
-                case_id=case.case_id,
-                step=step.step,
-                kind=step.kind,
-                recipient_id=officer.officer_id,
-                recipient_email=officer.email,
-                recipient_role=officer.role,
-                language=officer.language,
-                timezone=officer.timezone or deadline.timezone,
-                owed_at=step.owed_at,
-                created_at=now,
-                late=step.owed_at < now - settings.late_after,
-            )
+    out = [
+        Alert(
+            alert_id=f"{deadline.deadline_id}:{step.step}:{officer.officer_id}",
+            deadline_id=deadline.deadline_id,
+            case_id=case.case_id,
+            step=step.step,
+            kind=step.kind,
+            recipient_id=officer.officer_id,
+            recipient_email=officer.email,
+            recipient_role=officer.role,
+            language=officer.language,
+            timezone=officer.timezone or deadline.timezone,
+            owed_at=step.owed_at,
+            created_at=now,
+            late=step.owed_at < now - settings.late_after,
         )
+        for officer in _recipients(case, ladder, step.kind, settings)
+    ]
     if not out:
         log.error(
             "alert_without_recipient",
             case_id=case.case_id,
             deadline_key=deadline.key,
             step=step.step,
+        )
+        out = _undeliverable(case, deadline, step, now=now, settings=settings)
+    return out
+
+
+#: The recipient id of an owed alert nobody could be sent.
+UNDELIVERABLE = "rrm:undeliverable"
+
+
+def _undeliverable(
+    case: Case,
+    deadline: Deadline,
+    step: AlertStep,
+    *,
+    now: datetime,
+    settings: AlertSettings,
+) -> list[Alert]:
+    """Record an owed alert with no deliverable recipient; never drop it.
+
+    It is written dead at once (listed with the dead letters, shown to
+    administrators) and, when an administrator address is set, one e-mail tells
+    the administrator.
+    """
+    alert_id = f"{deadline.deadline_id}:{step.step}:{UNDELIVERABLE}"
+    dead = Alert(
+        alert_id=alert_id,
+        deadline_id=deadline.deadline_id,
+        case_id=case.case_id,
+        step=step.step,
+        kind=step.kind,
+        recipient_id=UNDELIVERABLE,
+        recipient_email="",
+        recipient_role="",
+        language="en",
+        timezone=deadline.timezone,
+        owed_at=step.owed_at,
+        created_at=now,
+        late=step.owed_at < now - settings.late_after,
+        status=AlertStatus.DEAD,
+        last_error="permanent: undeliverable: no officer of the case to alert has "
+        "an e-mail address and no fallback address is set",
+    )
+    out = [dead]
+    if settings.admin_address:
+        out.append(
+            Alert(
+                alert_id=f"{alert_id}:dead-letter",
+                deadline_id=deadline.deadline_id,
+                case_id=case.case_id,
+                step=f"dead-letter:{step.step}:{UNDELIVERABLE}",
+                kind=AlertKind.DEAD_LETTER,
+                recipient_id="rrm:admin",
+                recipient_email=settings.admin_address,
+                recipient_role="admin",
+                language="en",
+                timezone="UTC",
+                owed_at=now,
+                created_at=now,
+                late=False,
+            )
         )
     return out
 

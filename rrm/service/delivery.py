@@ -43,7 +43,7 @@ from rrm.domain.alerts import (
 from rrm.domain.case import Case, Deadline, DeadlineStatus
 from rrm.domain.deadlines import local_date
 from rrm.errors import NotificationError, StorageError
-from rrm.service.alerting import AlertSettings, TickReport
+from rrm.service.alerting import UNDELIVERABLE, AlertSettings, TickReport
 from rrm.service.ports import CaseQuery, DeadlineQuery
 from rrm.workflow.clocks import spec_key
 
@@ -615,6 +615,14 @@ def _dead_letter(
 
 def _expected_action(alert: Alert, deadline: Deadline, spec: WorkflowSpec) -> str:
     actor = spec.roles.get(deadline.actor, deadline.actor)
+    if alert.kind is AlertKind.DEAD_LETTER and alert.step.endswith(UNDELIVERABLE):
+        return (
+            "An alert about this deadline was owed to nobody who can receive it: "
+            "no officer of the case to alert has an e-mail address, and no "
+            "fallback address is set. Assign an officer with an address (or set "
+            "the worker's fallback address) so that the next alerts reach them, "
+            "and see the undelivered one in the dead letters."
+        )
     if alert.kind is AlertKind.DEAD_LETTER:
         return (
             "An alert about this deadline could not be delivered to its "
