@@ -135,15 +135,12 @@ def _plain(a: ChainAnchor) -> dict[str, Any]:
 
 
 def _row(report: ChainReport, ref: str) -> dict[str, Any]:
-    row = {
+    # chain_json says what is wrong in words ("problems", empty when intact).
+    return {
         **chain_json(report, ref),
         "anchor_mismatch_seq": report.anchor_mismatch_seq,
         "missing": False,
     }
-    # What is wrong, in words; an intact chain's row keeps its old shape.
-    if report.problems:
-        row["problems"] = list(report.problems)
-    return row
 
 
 def _missing(a: ChainAnchor) -> dict[str, Any]:

@@ -354,7 +354,7 @@ def alert_json(a: Alert) -> dict[str, Any]:
 
 
 def chain_json(report: ChainReport, ref: str) -> dict[str, Any]:
-    """Return the result of checking one case's history chain.
+    """Return the result of checking one case's history chain, with its problems.
 
     Args:
         report: What the engine found.
@@ -366,6 +366,8 @@ def chain_json(report: ChainReport, ref: str) -> dict[str, Any]:
         "entries": report.entries,
         "ok": report.ok,
         "first_broken_seq": report.first_broken_seq,
+        # What is wrong, in words: a discontinuity, a row the history contradicts.
+        "problems": list(report.problems),
     }
 
 

@@ -51,6 +51,7 @@ class TestAudit:
                 "entries": 1,
                 "ok": True,
                 "first_broken_seq": None,
+                "problems": [],
                 "anchor_mismatch_seq": None,
                 "missing": False,
             }

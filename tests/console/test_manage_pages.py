@@ -791,6 +791,30 @@ class TestAudit:
         assert anchor.hash in answer.text
         assert f"<dd>{anchor.seq}</dd>" in answer.text
 
+    def test_a_broken_chain_says_what_is_wrong(self, site):
+        """A deleted newest entry: the audit page names the row the history contradicts."""
+        case = site.open_case()
+        site.seed.fire(
+            rrm.FireEvent(
+                case_id=case.case_id,
+                event="respondent_agrees",
+                actor="mx",
+                role="respondent",
+            )
+        )
+        with site.sql.begin() as conn:
+            conn.execute(
+                sa.text("DELETE FROM rrm_case_event WHERE case_id = :c AND seq = 2"),
+                {"c": case.case_id},
+            )
+        client = site.signed_in("sam")
+        answer = site.post(
+            client, "/audit/verify", {"case": case.external_ref}, page="/audit"
+        )
+        assert answer.status_code == 200
+        assert "Chain broken" in answer.text
+        assert "case row says version 2" in answer.text
+
     def test_an_unknown_case_is_marked(self, site):
         """Verifying a case that does not exist marks the field with the reason."""
         client = site.signed_in("sam")
