@@ -34,6 +34,7 @@ from rrm.domain.commands import FireEvent
 from rrm.domain.unknown import unknown_steps
 from rrm.errors import RRMError
 from rrm.service import handlers
+from rrm.service.addresses import check_address
 from rrm.service.webhooks import record_change
 from rrm.workflow.clocks import scheduled, spec_key
 
@@ -111,6 +112,13 @@ class AlertSettings:
     digest_hour: int | None = None
     digest_timezone: str = "UTC"
     digest_horizon_days: int = 14
+
+    def __post_init__(self) -> None:
+        # An address mistyped in the worker's settings would dead-letter every
+        # alert sent to it: refused where it enters (issue #13).
+        for name in ("fallback_address", "supervisor_address", "admin_address"):
+            checked = check_address(name, getattr(self, name))
+            object.__setattr__(self, name, checked)
 
 
 @final

@@ -179,3 +179,30 @@ def test_an_officer_with_an_address_is_alerted_and_no_dead_letter_is_made(
     to = {m["To"].addresses[0].addr_spec for m in _received(smtp_server)}
     assert to == {"luis@ustr.example"}
     assert engine.alerts(status=("dead",)) == []
+
+
+@pytest.mark.parametrize(
+    "address", ["not-an-address", "a@b, c@d", "desk@ustr.example\r\nBcc: x@y.example"]
+)
+@pytest.mark.parametrize(
+    "setting", ["fallback_address", "supervisor_address", "admin_address"]
+)
+def test_the_worker_refuses_a_malformed_address(setting, address):
+    """A worker address that could never receive mail is refused where it is set."""
+    with pytest.raises(rrm.InvalidInput, match=setting) as caught:
+        rrm.AlertSettings(**{setting: address})
+    assert "is not one e-mail address" in str(caught.value)
+
+
+def test_the_worker_command_names_the_bad_address(tmp_path, capsys):
+    """`rrm worker --fallback-address 'a@b, c@d'` stops with one line, exit 1."""
+    from rrm.cli import main
+
+    db = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    assert main(["init", "--db", db]) == 0
+    capsys.readouterr()
+    code = main(["worker", "--db", db, "--once", "--fallback-address", "a@b, c@d"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "fallback_address" in captured.err
+    assert "Traceback" not in captured.err
