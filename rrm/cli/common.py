@@ -19,6 +19,8 @@ from rich.console import Console
 from rrm.adapters.sql.engine import make_engine
 from rrm.domain.case import Officer
 from rrm.errors import InvalidInput
+from rrm.service import inputs
+from rrm.service.validation import check_payload
 from rrm.wiring import DEFAULT_DB, bootstrap
 
 if TYPE_CHECKING:
@@ -156,27 +158,42 @@ def parse_date(value: str, option: str) -> date:
 
 
 def parse_payload(payload: str | None, sets: list[str] | None) -> dict[str, JSONValue]:
-    """Return event details from ``--payload JSON`` and ``--set key=value`` items."""
+    """Return event details from ``--payload JSON`` and ``--set key=value`` items.
+
+    Within the payload limits of :mod:`rrm.service.inputs` (nesting, size), with
+    no key given twice and no NUL character anywhere.
+    """
     if payload is not None and sets:
         raise InvalidInput("--payload", "give either --payload or --set, not both")
     if payload is not None:
-        try:
-            data = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput("--payload", f"not valid JSON ({exc.msg})") from None
+        data = inputs.loads(
+            payload,
+            field="--payload",
+            max_depth=inputs.MAX_PAYLOAD_DEPTH,
+            max_bytes=inputs.MAX_PAYLOAD_BYTES,
+        )
         if not isinstance(data, dict):
             raise InvalidInput("--payload", "must be a JSON object, e.g. '{\"a\": 1}'")
-        return data
+        return dict(check_payload(data, "--payload"))
     result: dict[str, JSONValue] = {}
     for item in sets or ():
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise InvalidInput("--set", f"{item!r} is not key=value")
+        if key in result:
+            raise InvalidInput("--set", f"the key {key!r} is given twice; give it once")
         try:
-            result[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            result[key.strip()] = raw
-    return result
+            # One level below the payload itself.
+            result[key] = inputs.loads(
+                raw,
+                field=f"--set {key}",
+                max_depth=inputs.MAX_PAYLOAD_DEPTH - 1,
+                max_bytes=inputs.MAX_PAYLOAD_BYTES,
+            )
+        except inputs.NotJSON:
+            result[key] = raw
+    return dict(check_payload(result, "--set"))
 
 
 _OFFICER_PARTS = ("officer_id", "role", "email", "language", "timezone")
@@ -193,11 +210,30 @@ def parse_officer(spec: str) -> Officer:
     return Officer(**fields)
 
 
+# Files RRM writes itself and reads back, larger than one case document: an
+# anchors file holds about 150 bytes per case.
+_FILE_LIMITS = {"--anchors": 256 * inputs.MIB}
+
+
 def read_json(file: Path, option: str) -> Any:
-    """Read a JSON file named by *option*; a user's mistake is InvalidInput."""
+    """Read a JSON file named by *option*; a user's mistake is InvalidInput.
+
+    A file may take at most ``inputs.MAX_DOCUMENT_BYTES`` (an anchors file more)
+    and nest at most ``inputs.MAX_DOCUMENT_DEPTH`` levels; a key given twice in
+    one object is refused.
+    """
+    limit = _FILE_LIMITS.get(option, inputs.MAX_DOCUMENT_BYTES)
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
+        with file.open("rb") as f:
+            raw = f.read(limit + 1)
     except OSError as exc:
         raise InvalidInput(option, f"cannot read {file}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(option, f"{file} is not JSON ({exc})") from None
+    # An import names the file as the option; --file and --anchors name both.
+    what = "the file" if option == str(file) else str(file)
+    if len(raw) > limit:
+        raise InvalidInput(
+            option,
+            f"{what} is larger than {inputs.describe_bytes(limit)}, the most a "
+            "file may take",
+        )
+    return inputs.loads(raw, field=option, what=what, max_bytes=limit)

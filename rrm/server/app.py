@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rrm._version import __version__
 from rrm.server import console, problems
 from rrm.server.auth import Authenticator
+from rrm.server.bodies import BodyLimits
 from rrm.server.context import Service
 from rrm.server.routes import admin, cases, hooks, ops
 from rrm.server.settings import ServerSettings
@@ -64,6 +65,9 @@ def create_app(
         settings=settings,
     )
     problems.install(app)
+    # Every API body bounded once, here (size, nesting, keys given twice); inside
+    # the metrics, which count its refusals too.
+    app.add_middleware(BodyLimits, prefix=API_PREFIX)
     registry = CollectorRegistry()
     app.state.metrics = registry
     templates = _install_metrics(app, registry)

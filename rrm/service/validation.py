@@ -2,7 +2,8 @@
 
 Every check raises ``InvalidInput`` naming the field, in words an officer can act on.
 Text must be real text (no NUL, no unpaired surrogates), times must carry a time
-zone, and payloads must be JSON that the history hash can cover exactly.
+zone, and payloads must be JSON that the history hash can cover exactly, within the
+limits of :mod:`rrm.service.inputs` (nesting and size; no NUL in any key or string).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rrm.domain.case import (
 )
 from rrm.domain.commands import Claim
 from rrm.errors import InvalidInput
+from rrm.service import inputs
 
 if TYPE_CHECKING:
     from rrm.workflow.spec import WorkflowSpec
@@ -128,22 +130,31 @@ def check_expected_version(value: object) -> int | None:
     return value
 
 
-def check_payload(payload: object) -> Mapping[str, JSONValue]:
-    """Return *payload* if it is a JSON object the history hash can cover exactly."""
+def check_payload(payload: object, field: str = "payload") -> Mapping[str, JSONValue]:
+    """Return *payload* if it is a JSON object the history hash can cover exactly.
+
+    Every key must be text and no key or string may hold a NUL character, at any
+    depth; the payload may nest at most ``inputs.MAX_PAYLOAD_DEPTH`` levels and
+    take at most ``inputs.MAX_PAYLOAD_BYTES`` as compact JSON. The checks walk the
+    data without recursion, before the JSON encoder (which recurses) sees it.
+    """
     if not isinstance(payload, Mapping) or not all(isinstance(k, str) for k in payload):
-        raise InvalidInput("payload", "must be a mapping of field names to values")
+        raise InvalidInput(field, "must be a mapping of field names to values")
+    inputs.check_tree(field, payload, max_depth=inputs.MAX_PAYLOAD_DEPTH)
     try:
         # The same settings as the history hash, so whatever passes here hashes.
-        json.dumps(payload, sort_keys=True, ensure_ascii=False, allow_nan=False).encode(
-            "utf-8"
-        )
+        encoded = json.dumps(
+            payload, sort_keys=True, ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
         reason = type(exc).__name__
+        raise InvalidInput(field, f"must hold only JSON values ({reason})") from None
+    if len(encoded) > inputs.MAX_PAYLOAD_BYTES:
         raise InvalidInput(
-            "payload", f"must hold only JSON values ({reason})"
-        ) from None
-    if "\x00" in json.dumps(payload):
-        raise InvalidInput("payload", "must not contain a NUL character")
+            field,
+            f"is {len(encoded):,} bytes as JSON; event details may take at most "
+            f"{inputs.describe_bytes(inputs.MAX_PAYLOAD_BYTES)}",
+        )
     return payload
 
 

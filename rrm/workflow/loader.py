@@ -8,7 +8,9 @@ deadlines or transitions without a citation. Every error names the file and the 
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from rrm.domain.alerts import AlertLadder
@@ -33,11 +35,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "MAX_TOML_BYTES",
+    "MAX_TOML_DEPTH",
     "PAYLOAD_TYPES",
     "RESERVED_ROLES",
     "parse_workflow",
     "read_toml",
     "read_workflow",
+    "toml_nesting",
 ]
 
 PAYLOAD_TYPES = frozenset(
@@ -128,17 +133,102 @@ class _Ctx:
             ) from None
 
 
+#: Bytes of one TOML file (a workflow definition, a calendar, a migration map, a
+#: settings file): about twenty times the largest bundled definition (56 kB).
+MAX_TOML_BYTES = 1024 * 1024
+#: Levels of tables, arrays and inline tables in one TOML file; the bundled
+#: definitions use four.
+MAX_TOML_DEPTH = 64
+
+# What hides brackets from the nesting count: TOML's four kinds of string, and
+# comments. An unterminated one runs to the end of its line (or of the text), and
+# every alternative can always go on, so the scan never backtracks.
+_TOML_OPAQUE = re.compile(
+    r'"""(?:[^"\\]|\\[\s\S]?|"(?!""))*(?:"""(?:""?)?|\Z)'
+    r"|'''[\s\S]*?(?:'''(?:''?)?|\Z)"
+    r'|"(?:[^"\\\n]|\\[^\n]?)*(?:"|(?=\n)|\Z)'
+    r"|'[^'\n]*(?:'|(?=\n)|\Z)"
+    r"|#[^\n]*"
+)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def toml_nesting(text: str) -> int:
+    """Return how deeply *text* nests ``[``/``{`` outside strings and comments.
+
+    Counted without recursion, before ``tomllib`` (which recurses once per level
+    of arrays and inline tables) sees the text.
+    """
+    brackets = _NOT_BRACKET.sub("", _TOML_OPAQUE.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _too_deep(file: str, found: int | None) -> InvalidWorkflow:
+    depth = f"{found:,}" if found else f"more than {MAX_TOML_DEPTH}"
+    return InvalidWorkflow(
+        file,
+        "(file)",
+        f"is nested {depth} levels deep; at most {MAX_TOML_DEPTH} levels of tables, "
+        "arrays and inline tables are accepted",
+    )
+
+
+def _check_depth(file: str, data: object) -> None:
+    """Refuse parsed data nested past the limit (dotted keys nest without brackets)."""
+    level = [data]
+    for _ in range(MAX_TOML_DEPTH):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return
+    if any(isinstance(item, dict | list) for item in level):
+        raise _too_deep(file, None)
+
+
 def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
     """Parse a definition file; the only place RRM reads TOML.
 
+    A file may take at most :data:`MAX_TOML_BYTES` and nest at most
+    :data:`MAX_TOML_DEPTH` levels.
+
     Raises:
-        InvalidWorkflow: If the file is not UTF-8 TOML.
+        InvalidWorkflow: If the file is not UTF-8 TOML, or breaks a limit.
     """
-    raw = path.read_bytes()
+    file = str(path)
     try:
-        return tomllib.loads(raw.decode("utf-8")), raw
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidWorkflow(str(path), "(file)", f"not valid TOML: {exc}") from None
+        with path.open("rb") as f:
+            raw = f.read(MAX_TOML_BYTES + 1)
+    except OSError as exc:
+        raise InvalidWorkflow(
+            file, "(file)", f"cannot be read: {exc.strerror}"
+        ) from None
+    if len(raw) > MAX_TOML_BYTES:
+        raise InvalidWorkflow(
+            file,
+            "(file)",
+            f"is larger than {MAX_TOML_BYTES:,} bytes (1 MiB), the most a TOML "
+            "file may take",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidWorkflow(file, "(file)", f"not valid TOML: {exc}") from None
+    depth = toml_nesting(text)
+    if depth > MAX_TOML_DEPTH:
+        raise _too_deep(file, depth)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidWorkflow(file, "(file)", f"not valid TOML: {exc}") from None
+    except RecursionError:  # the last resort, should the count above miss a way
+        raise _too_deep(file, None) from None
+    _check_depth(file, data)
+    return data, raw
 
 
 def read_workflow(path: Path, *, calendar_ids: frozenset[str]) -> WorkflowSpec:

@@ -86,6 +86,9 @@ VALUES = [
     "annex_23a_legislation", "sqlite://", "nosuchdriver://x", "postgresql://",
     "sqlite:////nonexistent/dir/x.sqlite", "not a url", "/dev/null", "/", ".",
     "missing.json", "junk.json", "export.json", "out.svg", "", " ",
+    # Bounded input (issues #12 and #13): deep, duplicated, NUL.
+    '{"a": ' + "[" * 5000 + "]" * 5000 + "}", "a=" + "[" * 5000 + "]" * 5000,
+    '{"a": 1, "a": 2}', '{"a": "x\\u0000"}', "deep.json",
 ]  # fmt: skip
 
 
@@ -102,6 +105,7 @@ def _cli_world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         mp.chdir(folder)
         (folder / "junk.json").write_text("{[not json", "utf-8")
         (folder / "export.json").write_text(json.dumps({"format": "x"}), "utf-8")
+        (folder / "deep.json").write_text("[" * 5000 + "]" * 5000, "utf-8")
         assert call(["init", "--db", db])[0] == 0
         code, _, err = call(
             [

@@ -194,20 +194,19 @@ def test_random_documents(target: rrm.CaseEngine, documents: Any) -> None:
     attempt(target, documents)
 
 
-def test_huge_payload_is_refused_or_stored(target: rrm.CaseEngine) -> None:
-    """A 1 MB note in one event's payload is refused or stored whole; never crashes."""
+def test_huge_payload_is_refused_whole(target: rrm.CaseEngine) -> None:
+    """A 1 MB note in one event's payload is past the 64 KiB limit (issue #12):
+    refused with the event's place named, and nothing written."""
     doc = copy.deepcopy(SEEDS[0])
     doc["case"]["external_ref"] = "HUGE-1"
     doc["case"]["facility"]["facility_id"] = "HUGE-1"
     doc["events"][-1].setdefault("payload", {})["note"] = "x" * 1_000_000
     before = snapshot(target)
-    try:
+    with pytest.raises(rrm.InvalidInput) as info:
         import_cases(target, [doc])
-    except rrm.RRMError:
-        assert snapshot(target) == before
-    else:
-        stored = target.history("HUGE-1")[-1].payload["note"]
-        assert stored == "x" * 1_000_000
+    assert info.value.field == f"events[{len(doc['events']) - 1}].payload"
+    assert "64 KiB" in info.value.reason
+    assert snapshot(target) == before
 
 
 @pytest.mark.parametrize("fmt", [[], {"a": 1}, bytearray(b"x")])

@@ -8,7 +8,6 @@ is shown with its own reason, nothing written.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
@@ -32,6 +31,7 @@ from rrm.server.console.web import (
     render,
     status_of,
 )
+from rrm.service import inputs
 from rrm.service.access import Action, HostCheck
 from rrm.service.engine import CaseEngine
 from rrm.service.transfer import import_cases
@@ -257,9 +257,13 @@ def _import_one(
         row["error"] = _("The file is larger than 5 MB.")
         return row
     try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
+        # Nesting bounded and keys given twice refused, as for every import.
+        document = inputs.loads(data, field=name, what="the file")
+    except inputs.NotJSON:
         row["error"] = _("The file is not JSON.")
+        return row
+    except errors.InvalidInput as exc:
+        row["error"] = exc.message
         return row
     if not isinstance(document, dict):
         row["error"] = _("The file is not one case document (a JSON object).")

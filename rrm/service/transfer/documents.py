@@ -21,6 +21,7 @@ from rrm.domain.case import (
 )
 from rrm.domain.commands import Claim
 from rrm.errors import InvalidInput
+from rrm.service import inputs
 from rrm.service import validation as v
 
 __all__ = ["EXPORT_FORMAT", "HISTORY_FORMAT"]
@@ -158,6 +159,10 @@ def _read_step(raw: object, path: str, position: int, *, export: bool) -> _Step:
     payload = m.get("payload", {})
     if not isinstance(payload, Mapping):
         raise _Malformed(f"{path}.payload", "must be a JSON object")
+    try:
+        v.check_payload(payload, f"{path}.payload")
+    except InvalidInput as exc:
+        raise _Malformed(exc.field, exc.reason) from None
     key = m.get("idempotency_key")
     if key is not None and not isinstance(key, str):
         raise _Malformed(f"{path}.idempotency_key", "must be text or null")
@@ -290,6 +295,11 @@ def _read_people(
 def _read_document(raw: object, where: str, source: str | None) -> _Document:
     if not isinstance(raw, Mapping):
         raise _Malformed("(document)", "must be a JSON object")
+    try:
+        # Before anything walks it: a host may hand any Python data.
+        inputs.check_depth("(document)", raw, max_depth=inputs.MAX_DOCUMENT_DEPTH)
+    except InvalidInput as exc:
+        raise _Malformed(exc.field, exc.reason) from None
     fmt = raw.get("format")
     if not isinstance(fmt, str) or fmt not in {EXPORT_FORMAT, HISTORY_FORMAT}:
         raise _Malformed(
