@@ -4,11 +4,21 @@ Every check raises ``InvalidInput`` naming the field, in words an officer can ac
 Text must be real text (no NUL, no unpaired surrogates), times must carry a time
 zone, and payloads must be JSON that the history hash can cover exactly, within the
 limits of :mod:`rrm.service.inputs` (nesting and size; no NUL in any key or string).
+
+References (``external_ref``, ``facility_id``, ``officer_id``) and names (a
+facility's name and owner, petitioners', officers') are normalised to Unicode NFKC
+here, once, so what is stored and compared is one form; they are refused when they
+hold control characters, invisible formatting characters (bidirectional overrides
+and isolates, zero-width characters) or a word mixing letters of two alphabets
+(U+0430, the Cyrillic "a", inside a Latin word; in a reference, anywhere in
+it): the tricks that make two different values look the same to an officer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -40,8 +50,11 @@ __all__ = [
     "check_officers",
     "check_payload",
     "check_petitioners",
+    "name",
+    "optional_name",
     "optional_text",
     "party",
+    "reference",
     "text",
     "when",
 ]
@@ -68,10 +81,141 @@ def optional_text(field: str, value: object) -> str:
 
 
 def text(field: str, value: object) -> str:
-    """Return *value* stripped, refusing anything but non-empty text."""
+    """Return *value* stripped, refusing anything but non-empty text.
+
+    A field named as a reference (``external_ref``, ``facility_id``,
+    ``officer_id``, an officer to remove) is checked and normalised as one
+    (:func:`reference`), so every command and lookup that reads it through here
+    sees the stored form.
+    """
+    stripped = _required(field, value)
+    if field.rsplit(".", 1)[-1] in _REFERENCES or field.startswith("remove["):
+        return _plain(field, stripped, "reference")
+    return stripped
+
+
+def _required(field: str, value: object) -> str:
     if not optional_text(field, value).strip():
         raise InvalidInput(field, "is required and must be non-empty text")
     return str(value).strip()
+
+
+# Fields holding a reference: compared and looked up, shown in lists and alerts.
+_REFERENCES = frozenset({"external_ref", "facility_id", "officer_id"})
+
+# Characters that change how text displays, or hide in it, without being seen.
+_BIDI = frozenset(
+    map(chr, (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x61C))
+)
+_ZERO_WIDTH = frozenset(map(chr, (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)))
+# Scripts written together in one word: Chinese characters with Japanese kana or
+# Korean hangul.
+_HAN = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO", "IDEOGRAPHIC"})
+_WORD = frozenset("LMN")  # letters, marks and digits make words; the rest splits
+
+
+def _code(ch: str) -> str:
+    called = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X} {called}" if called else f"U+{ord(ch):04X}"
+
+
+def _script(ch: str) -> str | None:
+    """Return the alphabet of a letter (from its Unicode name), or None."""
+    if not unicodedata.category(ch).startswith("L"):
+        return None
+    first = unicodedata.name(ch, "").split(" ", 1)[0]
+    if first in _HAN:
+        return "CJK"
+    if first in {"", "MODIFIER"}:
+        return None
+    return first
+
+
+def _plain(field: str, value: str, kind: str, *, required: bool = True) -> str:
+    """Return *value* in NFKC, refusing invisible characters and mixed alphabets.
+
+    The message names the character by its code and Unicode name, never the text
+    (a petitioner's name may be confidential).
+    """
+    value = unicodedata.normalize("NFKC", value).strip()
+    if required and not value:
+        raise InvalidInput(field, "is required and must be non-empty text")
+    _refuse_invisible(field, value, kind)
+    # A reference is a code: one alphabet in all of it ("USTR-2025-0C0" with a
+    # Cyrillic Es, U+0421, for the C is refused). A name is words: one alphabet
+    # in each word.
+    _refuse_mixed_scripts(field, value, kind if kind == "reference" else "word")
+    return value
+
+
+def _refuse_invisible(field: str, value: str, kind: str) -> None:
+    for ch in value:
+        category = unicodedata.category(ch)
+        if ch in _BIDI:
+            raise InvalidInput(
+                field,
+                f"contains a bidirectional control character ({_code(ch)}), which "
+                f"can make a {kind} read differently from what is stored; remove it",
+            )
+        if ch in _ZERO_WIDTH:
+            raise InvalidInput(
+                field,
+                f"contains an invisible zero-width character ({_code(ch)}); remove it",
+            )
+        if category == "Cc" or category in {"Zl", "Zp"}:
+            raise InvalidInput(
+                field, f"contains a control character or line break ({_code(ch)})"
+            )
+        if category == "Cf":
+            raise InvalidInput(
+                field, f"contains an invisible formatting character ({_code(ch)})"
+            )
+
+
+def _refuse_mixed_scripts(field: str, value: str, unit: str) -> None:
+    """Refuse a word (letters, marks, digits) with letters of two alphabets.
+
+    With *unit* ``"reference"`` the whole value counts as one word.
+    """
+    word: str | None = None
+    for ch in value:
+        if unicodedata.category(ch)[0] not in _WORD:
+            if unit == "word":
+                word = None
+            continue
+        script = _script(ch)
+        if script is None:
+            continue
+        if word is None:
+            word = script
+        elif script != word:
+            raise InvalidInput(
+                field,
+                f"mixes {word.title()} and {script.title()} letters in one {unit} "
+                f"({_code(ch)}); a look-alike letter of another alphabet is not "
+                "accepted",
+            )
+
+
+def reference(field: str, value: object) -> str:
+    """Return a reference (a case's, a facility's, an officer's id), in NFKC.
+
+    Raises:
+        InvalidInput: Not non-empty text, or it holds a control, bidirectional or
+            zero-width character, or a word mixing alphabets.
+    """
+    return _plain(field, _required(field, value), "reference")
+
+
+def name(field: str, value: object) -> str:
+    """Return a required name (a facility's, its owner's, a person's), in NFKC."""
+    return _plain(field, _required(field, value), "name")
+
+
+def optional_name(field: str, value: object) -> str:
+    """Return an optional name in NFKC (empty stays empty)."""
+    optional_text(field, value)
+    return _plain(field, str(value), "name", required=False)
 
 
 def party(field: str, value: object) -> Party:
@@ -162,10 +306,11 @@ def check_facility(facility: object, respondent: Party) -> Facility:
     """Return the facility, checked, with its country as a Party."""
     if not isinstance(facility, Facility):
         raise InvalidInput("facility", "must be a Facility")
-    for name in ("facility_id", "name", "owner"):
-        text(f"facility.{name}", getattr(facility, name))
-    for name in ("city", "region", "sector"):
-        optional_text(f"facility.{name}", getattr(facility, name))
+    facility_id = reference("facility.facility_id", facility.facility_id)
+    facility_name = name("facility.name", facility.name)
+    owner = name("facility.owner", facility.owner)
+    for part in ("city", "region", "sector"):
+        optional_text(f"facility.{part}", getattr(facility, part))
     country = party("facility.country", facility.country)
     if country is not respondent:
         raise InvalidInput(
@@ -174,9 +319,8 @@ def check_facility(facility: object, respondent: Party) -> Facility:
             "a request concerns a facility in the respondent's territory",
         )
     return Facility(
-        facility_id=facility.facility_id.strip(), name=facility.name,
-        owner=facility.owner, country=country, city=facility.city,
-        region=facility.region, sector=facility.sector,
+        facility_id=facility_id, name=facility_name, owner=owner, country=country,
+        city=facility.city, region=facility.region, sector=facility.sector,
     )  # fmt: skip
 
 
@@ -184,16 +328,18 @@ def check_petitioners(petitioners: object) -> tuple[Petitioner, ...]:
     """Return the petitioners, each with a name and a yes/no confidential flag."""
     if not isinstance(petitioners, tuple | list):
         raise InvalidInput("petitioners", "must be a list of Petitioner")
+    checked = []
     for i, p in enumerate(petitioners):
         if not isinstance(p, Petitioner):
             raise InvalidInput(f"petitioners[{i}]", "must be a Petitioner")
-        text(f"petitioners[{i}].name", p.name)
+        who = name(f"petitioners[{i}].name", p.name)
         optional_text(f"petitioners[{i}].contact", p.contact)
         if not isinstance(p.confidential, bool):
             raise InvalidInput(
                 f"petitioners[{i}].confidential", "must be true or false"
             )
-    return tuple(petitioners)
+        checked.append(p if who == p.name else dataclasses.replace(p, name=who))
+    return tuple(checked)
 
 
 def check_officers(officers: object, spec: WorkflowSpec) -> tuple[Officer, ...]:
@@ -201,12 +347,14 @@ def check_officers(officers: object, spec: WorkflowSpec) -> tuple[Officer, ...]:
     if not isinstance(officers, tuple | list):
         raise InvalidInput("officers", "must be a list of Officer")
     seen: set[tuple[str, str]] = set()
+    checked = []
     for i, o in enumerate(officers):
         if not isinstance(o, Officer):
             raise InvalidInput(f"officers[{i}]", "must be an Officer")
-        text(f"officers[{i}].officer_id", o.officer_id)
-        for name in ("name", "email", "timezone"):
-            optional_text(f"officers[{i}].{name}", getattr(o, name))
+        officer_id = reference(f"officers[{i}].officer_id", o.officer_id)
+        for part in ("email", "timezone"):
+            optional_text(f"officers[{i}].{part}", getattr(o, part))
+        officer_name = optional_name(f"officers[{i}].name", o.name)
         role = optional_text(f"officers[{i}].role", o.role)
         if role not in spec.roles and role != "supervisor":
             known = ", ".join([*spec.roles, "supervisor"])
@@ -216,10 +364,13 @@ def check_officers(officers: object, spec: WorkflowSpec) -> tuple[Officer, ...]:
         if o.language not in LANGUAGES:
             raise InvalidInput(f"officers[{i}].language", "must be en, es or fr")
         _check_zone(f"officers[{i}].timezone", o.timezone)
-        if (o.officer_id, o.role) in seen:
+        if (officer_id, o.role) in seen:
             raise InvalidInput(f"officers[{i}]", "is assigned twice in the same role")
-        seen.add((o.officer_id, o.role))
-    return tuple(officers)
+        seen.add((officer_id, o.role))
+        if (officer_id, officer_name) != (o.officer_id, o.name):
+            o = dataclasses.replace(o, officer_id=officer_id, name=officer_name)  # noqa: PLW2901 - the normalised copy
+        checked.append(o)
+    return tuple(checked)
 
 
 def _check_zone(field: str, zone: str) -> None:

@@ -69,6 +69,15 @@ NASTY_TEXT = (
     "x" * 100_000,
     "é" * 5000,
     "\U0001f4a9" * 100,
+    # Look-alikes and invisibles (issue #13): a Cyrillic a in a Latin word, a
+    # zero-width space, bidirectional isolates, a byte-order mark, fullwidth
+    # letters (NFKC folds them to ASCII) and a soft hyphen.
+    "Pl\u0430nta",
+    "US\u200bTR-1",
+    "\u2066MX-1\u2069",
+    "\ufeffREF",
+    "\uff35\uff33\uff34\uff32-1",
+    "Gru\u00adpo",
 )
 
 hostile_text = st.one_of(

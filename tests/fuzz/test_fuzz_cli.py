@@ -86,9 +86,10 @@ VALUES = [
     "annex_23a_legislation", "sqlite://", "nosuchdriver://x", "postgresql://",
     "sqlite:////nonexistent/dir/x.sqlite", "not a url", "/dev/null", "/", ".",
     "missing.json", "junk.json", "export.json", "out.svg", "", " ",
-    # Bounded input (issues #12 and #13): deep, duplicated, NUL.
+    # Bounded input (issues #12 and #13): deep, duplicated, NUL, look-alike.
     '{"a": ' + "[" * 5000 + "]" * 5000 + "}", "a=" + "[" * 5000 + "]" * 5000,
-    '{"a": 1, "a": 2}', '{"a": "x\\u0000"}', "deep.json",
+    '{"a": 1, "a": 2}', '{"a": "x\\u0000"}', "deep.json", "Pl\u0430nta",
+    "MX-\u200b1", "REF-1\u202e",
 ]  # fmt: skip
 
 

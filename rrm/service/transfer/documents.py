@@ -7,7 +7,7 @@ the import turns into ``InvalidInput`` naming the document.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -97,6 +97,21 @@ def _text(m: Mapping[str, Any], key: str, path: str, default: str | None = None)
     except UnicodeEncodeError:
         raise _Malformed(f"{path}.{key}", "is not valid text") from None
     return value
+
+
+def _checked(
+    check: Callable[[str, object], str],
+    m: Mapping[str, Any],
+    key: str,
+    path: str,
+    default: str | None = None,
+) -> str:
+    """Read text with a check of ``validation`` (a reference, a name), in NFKC."""
+    value = _text(m, key, path, default)
+    try:
+        return check(f"{path}.{key}", value)
+    except InvalidInput as exc:
+        raise _Malformed(exc.field, exc.reason) from None
 
 
 def _instant(m: Mapping[str, Any], key: str, path: str) -> datetime:
@@ -240,8 +255,9 @@ def _read_facility(raw: object, respondent: str) -> Facility:
     except InvalidInput as exc:
         raise _Malformed(exc.field, exc.reason) from None
     return Facility(
-        facility_id=_text(m, "facility_id", path), name=_text(m, "name", path),
-        owner=_text(m, "owner", path), country=country,
+        facility_id=_checked(v.reference, m, "facility_id", path),
+        name=_checked(v.name, m, "name", path),
+        owner=_checked(v.name, m, "owner", path), country=country,
         city=_text(m, "city", path, ""), region=_text(m, "region", path, ""),
         sector=_text(m, "sector", path, ""),
     )  # fmt: skip
@@ -278,7 +294,7 @@ def _read_people(
             raise _Malformed(f"{path}.confidential", "must be true or false")
         petitioners.append(
             Petitioner(
-                name=_text(p, "name", path),
+                name=_checked(v.name, p, "name", path),
                 confidential=confidential,
                 contact=_text(p, "contact", path, ""),
             )
@@ -288,6 +304,8 @@ def _read_people(
         path = f"case.officers[{i}]"
         o = _obj(raw, path, frozenset(_OFFICER_FIELDS))
         fields = {k: _text(o, k, path, d) for k, d in _OFFICER_FIELDS.items()}
+        fields["officer_id"] = _checked(v.reference, o, "officer_id", path)
+        fields["name"] = _checked(v.optional_name, o, "name", path, "")
         officers.append(Officer(**fields))
     return tuple(petitioners), tuple(officers)
 
@@ -327,7 +345,8 @@ def _read_document(raw: object, where: str, source: str | None) -> _Document:
     if initiation is not None and not isinstance(initiation, str):
         raise _Malformed("case.initiation", "must be text")
     return _Document(
-        where=where, source=source, ref=_text(m, "external_ref", "case"),
+        where=where, source=source,
+        ref=_checked(v.reference, m, "external_ref", "case"),
         workflow=_text(m, "workflow", "case"), workflow_version=version,
         initiation=initiation, complainant=_text(m, "complainant", "case"),
         respondent=respondent, facility=_read_facility(m.get("facility"), respondent),
