@@ -35,6 +35,7 @@ from rrm.domain.case import (
 from rrm.domain.commands import Claim
 from rrm.errors import InvalidInput
 from rrm.service import inputs
+from rrm.service.addresses import check_address
 
 if TYPE_CHECKING:
     from rrm.workflow.spec import WorkflowSpec
@@ -354,6 +355,9 @@ def check_officers(officers: object, spec: WorkflowSpec) -> tuple[Officer, ...]:
         officer_id = reference(f"officers[{i}].officer_id", o.officer_id)
         for part in ("email", "timezone"):
             optional_text(f"officers[{i}].{part}", getattr(o, part))
+        # One well-formed address or none (issue #13): a bad one would make every
+        # alert to this officer a dead letter.
+        address = check_address(f"officers[{i}].email", o.email)
         officer_name = optional_name(f"officers[{i}].name", o.name)
         role = optional_text(f"officers[{i}].role", o.role)
         if role not in spec.roles and role != "supervisor":
@@ -367,8 +371,10 @@ def check_officers(officers: object, spec: WorkflowSpec) -> tuple[Officer, ...]:
         if (officer_id, o.role) in seen:
             raise InvalidInput(f"officers[{i}]", "is assigned twice in the same role")
         seen.add((officer_id, o.role))
-        if (officer_id, officer_name) != (o.officer_id, o.name):
-            o = dataclasses.replace(o, officer_id=officer_id, name=officer_name)  # noqa: PLW2901 - the normalised copy
+        if (officer_id, officer_name, address) != (o.officer_id, o.name, o.email):
+            o = dataclasses.replace(  # noqa: PLW2901 - the normalised copy
+                o, officer_id=officer_id, name=officer_name, email=address
+            )
         checked.append(o)
     return tuple(checked)
 

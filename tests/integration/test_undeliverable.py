@@ -206,3 +206,35 @@ def test_the_worker_command_names_the_bad_address(tmp_path, capsys):
     assert code == 1
     assert "fallback_address" in captured.err
     assert "Traceback" not in captured.err
+
+
+BAD_ADDRESSES = ["not-an-address", "a@b, c@d", "ana@ustr.example\r\nBcc: x@y.example"]
+
+
+@pytest.mark.parametrize("address", BAD_ADDRESSES)
+def test_open_and_assign_refuse_a_malformed_officer_address(engine, address):
+    """`open_case` and `assign` refuse an address no alert could reach; nothing written."""
+    bad = rrm.Officer(officer_id="ana", role="ustr", email=address)
+    with pytest.raises(rrm.InvalidInput, match=r"officers\[0\]\.email"):
+        _open(engine, bad)
+    assert engine.find() == []
+    case = _open(engine, rrm.Officer(officer_id="luis", role="ustr", email=""))
+    with pytest.raises(rrm.InvalidInput, match="email"):
+        engine.assign(
+            rrm.AssignOfficers(
+                case_id=case.case_id,
+                assign=(bad,),
+                actor="officer:ana",
+                role="ustr",
+            )
+        )
+    assert engine.get(case.case_id).version == case.version
+    assert [o.officer_id for o in engine.get(case.case_id).officers] == ["luis"]
+
+
+def test_an_address_is_stored_normalised(engine):
+    """The domain of an address is stored in lower case, as email-validator gives it."""
+    case = _open(
+        engine, rrm.Officer(officer_id="ana", role="ustr", email="Ana@USTR.Example")
+    )
+    assert [o.email for o in case.officers] == ["Ana@ustr.example"]
