@@ -36,6 +36,7 @@ from rrm.domain.events import CaseOpened, DeadlineChanged, DomainEvent, Transiti
 from rrm.errors import (
     AlertNotFound,
     CaseAlreadyExists,
+    CaseDamaged,
     CaseError,
     CaseNotFound,
     ConcurrencyConflict,
@@ -87,6 +88,7 @@ __all__ = [
     "AvailableEvent",
     "Case",
     "CaseAlreadyExists",
+    "CaseDamaged",
     "CaseEngine",
     "CaseError",
     "CaseNotFound",

@@ -332,6 +332,24 @@ class StorageError(RRMError):
     """The database refused or failed an operation (wraps the driver's error)."""
 
 
+class CaseDamaged(StorageError):
+    """A stored case row cannot be what its history and workflow allow.
+
+    For example a state its pinned workflow version does not have, edited in the
+    database by hand. Names the case and the field; nothing is shown from the row.
+
+    .. versionadded:: 0.5.0
+    """
+
+    def __init__(self, case_id: str, field: str, detail: str) -> None:
+        self.case_id = case_id
+        self.field = field
+        super().__init__(
+            f"Case {case_id} is damaged: {field}: {detail}.",
+            hint="Run `rrm audit verify` to see what differs from its history.",
+        )
+
+
 class DatabaseBusy(StorageError):
     """Another transaction held a lock longer than the busy or lock timeout.
 

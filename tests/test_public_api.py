@@ -25,6 +25,7 @@ EXPECTED = {
     "AvailableEvent",
     "Case",
     "CaseAlreadyExists",
+    "CaseDamaged",
     "CaseEngine",
     "CaseError",
     "CaseNotFound",

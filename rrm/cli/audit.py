@@ -48,7 +48,7 @@ def anchor(
 ) -> None:
     """Write the hash of every case's newest history entry (keep it elsewhere)."""
     with engine_for(db) as engine:
-        cases = sorted(engine.find(), key=lambda c: c.external_ref)
+        cases = sorted(engine.find(intact=False), key=lambda c: c.external_ref)
         anchors = [
             {"ref": c.external_ref, **_plain(engine.anchor(c.case_id))} for c in cases
         ]
@@ -86,7 +86,11 @@ def verify(
     kept = _read_anchors(anchors) if anchors is not None else {}
     reports: list[dict[str, Any]] = []
     with engine_for(db) as engine:
-        cases = [engine.get(case)] if case is not None else engine.find()
+        cases = (
+            [engine.get(case, intact=False)]
+            if case is not None
+            else engine.find(intact=False)
+        )
         for c in sorted(cases, key=lambda c: c.external_ref):
             report = engine.verify(c.case_id, anchor=kept.pop(c.case_id, None))
             reports.append(_row(report, c.external_ref))
@@ -95,7 +99,7 @@ def verify(
         # Anchored cases that no longer exist: a deleted case is a rewrite too.
         for gone in sorted(kept.values(), key=lambda a: a.case_id):
             try:
-                engine.get(gone.case_id)
+                engine.get(gone.case_id, intact=False)
             except CaseNotFound:
                 reports.append(_missing(gone))
     broken = [r for r in reports if not r["ok"]]

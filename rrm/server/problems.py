@@ -40,6 +40,7 @@ _STATUS: tuple[tuple[type[errors.RRMError], int], ...] = (
     (errors.GuardRejected, 422),
     (errors.InvalidInput, 422),
     (errors.InvalidWorkflow, 422),
+    (errors.CaseDamaged, 500),
     (errors.DatabaseBusy, 503),
     (errors.SchemaOutOfDate, 503),
     (errors.StorageError, 503),
@@ -142,6 +143,7 @@ _TITLES = {
     409: "Conflict",
     412: "Precondition failed",
     422: "Invalid input",
+    500: "Stored data damaged",
     503: "Service unavailable",
 }
 

@@ -28,6 +28,7 @@ from rrm.domain.deadlines import local_date
 from rrm.domain.events import DomainEvent
 from rrm.errors import (
     AlertNotFound,
+    CaseDamaged,
     CaseNotFound,
     ConcurrencyConflict,
     FacilityNotFound,
@@ -62,6 +63,7 @@ from rrm.service.webhook_delivery import (
     next_webhook_wakeup,
 )
 from rrm.service.webhooks import change_events, deadline_change, record_change
+from rrm.workflow.clocks import spec_key
 
 if TYPE_CHECKING:
     from rrm.clock import Clock
@@ -540,18 +542,27 @@ class CaseEngine:
 
     # -- queries ----------------------------------------------------------------
 
-    def get(self, case_id: str) -> Case:
+    def get(self, case_id: str, *, intact: bool = True) -> Case:
         """Return a case by id or external reference.
+
+        Args:
+            case_id: The case's id or external reference.
+            intact: When true (the default), a row its pinned workflow cannot
+                hold (a state it lacks, edited in the database) raises
+                ``CaseDamaged``; the audit passes ``False`` to read it as stored.
 
         Raises:
             CaseNotFound: If neither matches.
+            CaseDamaged: If the stored row is damaged (see *intact*).
+
+        .. versionchanged:: 0.5.0 ``intact``.
         """
         ref = validation.text("case", case_id)
         with self._uow(read_only=True) as uow:
             case = uow.cases.get(ref) or uow.cases.get_by_ref(ref)
         if case is None:
             raise CaseNotFound(ref)
-        return case
+        return self._intact(case) if intact else case
 
     def find(
         self,
@@ -566,8 +577,12 @@ class CaseEngine:
         due_unit: Literal["calendar", "business"] = "calendar",
         after: tuple[datetime | str, str] | None = None,
         order: Literal["newest", "oldest", "reference"] = "newest",
+        intact: bool = True,
     ) -> list[Case]:
         """Return cases by state, workflow, facility or officer, newest first.
+
+        With *intact* (the default) a damaged row raises ``CaseDamaged`` naming
+        the case and the field (see :meth:`get`); the audit lists rows as stored.
 
         Args:
             state: Only cases in this state.
@@ -584,6 +599,7 @@ class CaseEngine:
                 opening instant, or the reference when *order* is ``reference``.
             order: ``newest`` (opened latest first), ``oldest``, or
                 ``reference`` (A to Z).
+            intact: ``False`` lists rows as stored, damaged ones included.
 
         .. versionchanged:: 0.3.0 *text*, *due_within*, *due_unit* and *after*.
         .. versionchanged:: 0.4.0 *order*.
@@ -625,7 +641,32 @@ class CaseEngine:
             order=order,
         )
         with self._uow(read_only=True) as uow:
-            return uow.cases.find(query)
+            found = uow.cases.find(query)
+        return [self._intact(c) for c in found] if intact else found
+
+    def _intact(self, case: Case) -> Case:
+        """Return *case*, or name the field its pinned workflow cannot hold.
+
+        A row edited in the database (a state its workflow version lacks, a
+        deadline it does not define) is named, never shown as if it were right.
+        """
+        try:
+            spec = self.workflows.get(case.workflow_id, case.workflow_version)
+        except RRMError:
+            return case  # a workflow the host did not load: not damage
+        version = f"{case.workflow_id} v{case.workflow_version}"
+        if case.state not in spec.states:
+            raise CaseDamaged(
+                case.case_id, "state", f"{case.state!r} is not a state of {version}"
+            )
+        for d in case.deadlines:
+            if spec_key(d.key) not in spec.deadlines:
+                raise CaseDamaged(
+                    case.case_id,
+                    f"deadline {d.deadline_id}",
+                    f"{d.key!r} is not a deadline of {version}",
+                )
+        return case
 
     def available_events(
         self, case: Case, *, principal: Principal | None = None
@@ -829,7 +870,9 @@ class CaseEngine:
         """
         case, entries = self._snapshot(case_id)
         return CaseRecord(
-            case=case, history=entries, chain=self._check_chain(case, entries, None)
+            case=self._intact(case),
+            history=entries,
+            chain=self._check_chain(case, entries, None),
         )
 
     def _snapshot(self, case_id: str) -> tuple[Case, list[HistoryEntry]]:
