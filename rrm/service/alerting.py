@@ -599,26 +599,37 @@ def _undeliverable(
         last_error="permanent: undeliverable: no officer of the case to alert has "
         "an e-mail address and no fallback address is set",
     )
-    out = [dead]
-    if settings.admin_address:
-        out.append(
-            Alert(
-                alert_id=f"{alert_id}:dead-letter",
-                deadline_id=deadline.deadline_id,
-                case_id=case.case_id,
-                step=f"dead-letter:{step.step}:{UNDELIVERABLE}",
-                kind=AlertKind.DEAD_LETTER,
-                recipient_id="rrm:admin",
-                recipient_email=settings.admin_address,
-                recipient_role="admin",
-                language="en",
-                timezone="UTC",
-                owed_at=now,
-                created_at=now,
-                late=False,
-            )
-        )
-    return out
+    notice = dead_letter_notice(dead, now=now, settings=settings)
+    return [dead] if notice is None else [dead, notice]
+
+
+def dead_letter_notice(
+    alert: Alert, *, now: datetime, settings: AlertSettings
+) -> Alert | None:
+    """The one e-mail telling an administrator that an alert could not be sent.
+
+    ``None`` when no administrator address is set, or for a notice or digest.
+    """
+    if (
+        alert.kind in {AlertKind.DEAD_LETTER, AlertKind.DIGEST}
+        or not settings.admin_address
+    ):
+        return None
+    return Alert(
+        alert_id=f"{alert.alert_id}:dead-letter",
+        deadline_id=alert.deadline_id,
+        case_id=alert.case_id,
+        step=f"dead-letter:{alert.step}:{alert.recipient_id}",
+        kind=AlertKind.DEAD_LETTER,
+        recipient_id="rrm:admin",
+        recipient_email=settings.admin_address,
+        recipient_role="admin",
+        language="en",
+        timezone="UTC",
+        owed_at=now,
+        created_at=now,
+        late=False,
+    )
 
 
 # -- daily digests ---------------------------------------------------------------

@@ -43,7 +43,12 @@ from rrm.domain.alerts import (
 from rrm.domain.case import Case, Deadline, DeadlineStatus
 from rrm.domain.deadlines import local_date
 from rrm.errors import NotificationError, StorageError
-from rrm.service.alerting import UNDELIVERABLE, AlertSettings, TickReport
+from rrm.service.alerting import (
+    UNDELIVERABLE,
+    AlertSettings,
+    TickReport,
+    dead_letter_notice,
+)
 from rrm.service.ports import CaseQuery, DeadlineQuery
 from rrm.workflow.clocks import spec_key
 
@@ -568,7 +573,7 @@ def _failed(
             claimed_until=None,
             next_attempt_at=None if exc.permanent else now + settings.backoff_max,
         )
-        return dead, _dead_letter(alert, now=now, settings=settings)
+        return dead, dead_letter_notice(alert, now=now, settings=settings)
     wait = min(settings.backoff_base * 2 ** (attempts - 1), settings.backoff_max)
     log.warning(
         "alert_failed",
@@ -585,32 +590,6 @@ def _failed(
         next_attempt_at=now + wait,
         claimed_until=None,
     ), None
-
-
-def _dead_letter(
-    alert: Alert, *, now: datetime, settings: AlertSettings
-) -> Alert | None:
-    """The one e-mail telling an administrator that an alert could not be sent."""
-    if (
-        alert.kind in {AlertKind.DEAD_LETTER, AlertKind.DIGEST}
-        or not settings.admin_address
-    ):
-        return None
-    return Alert(
-        alert_id=f"{alert.alert_id}:dead-letter",
-        deadline_id=alert.deadline_id,
-        case_id=alert.case_id,
-        step=f"dead-letter:{alert.step}:{alert.recipient_id}",
-        kind=AlertKind.DEAD_LETTER,
-        recipient_id="rrm:admin",
-        recipient_email=settings.admin_address,
-        recipient_role="admin",
-        language="en",
-        timezone="UTC",
-        owed_at=now,
-        created_at=now,
-        late=False,
-    )
 
 
 def _expected_action(alert: Alert, deadline: Deadline, spec: WorkflowSpec) -> str:
