@@ -369,3 +369,61 @@ class TestPublicCases:
         doc["events"][1]["at"] = "2023-06-16T17:00:00"
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(doc, SCHEMA)
+
+
+def _second_request_doc(ref: str, follows: str | None = None) -> dict[str, Any]:
+    payload = {} if follows is None else {"follows": follows}
+    return {
+        "format": "rrm-history/1",
+        "case": {
+            "external_ref": ref,
+            "workflow": "usmca-31a",
+            "initiation": "request",
+            "complainant": "US",
+            "respondent": "MX",
+            "facility": {
+                "facility_id": "MX-FOL-1",
+                "name": "Planta Seguida",
+                "owner": "Grupo Ejemplo",
+                "country": "MX",
+            },
+            "claim": {
+                "basis": "annex_23a_legislation",
+                "sector_category": "manufacturing",
+            },
+        },
+        "events": [
+            {
+                "at": "2025-01-06T17:00:00+00:00" if follows is None else
+                "2025-02-03T17:00:00+00:00",
+                "event": "request_for_review",
+                "role": "ustr",
+                "payload": payload,
+            }
+        ],
+    }  # fmt: skip
+
+
+class TestSecondRequest:
+    def test_a_second_request_imports_after_the_first_is_stored(self, engine, clock):
+        """A document that follows a case already in the database links to it."""
+        clock.set(datetime(2025, 3, 1, tzinfo=UTC))
+        import_cases(engine, [_second_request_doc("FOL-A")])
+        report = import_cases(engine, [_second_request_doc("FOL-B", follows="FOL-A")])
+        assert [c.outcome for c in report.cases] == ["imported"]
+        first = engine.get("FOL-A")
+        assert engine.get("FOL-B").attributes["follows"] == {
+            "case_id": first.case_id,
+            "external_ref": "FOL-A",
+        }
+        # Importing it again changes nothing; the earlier case is untouched.
+        again = import_cases(engine, [_second_request_doc("FOL-B", follows="FOL-A")])
+        assert [c.outcome for c in again.cases] == ["unchanged"]
+        assert engine.get("FOL-A").version == first.version
+
+    def test_a_second_request_naming_no_stored_case_is_refused(self, engine, clock):
+        """`follows` naming a case nowhere (database or document) imports nothing."""
+        clock.set(datetime(2025, 3, 1, tzinfo=UTC))
+        with pytest.raises(rrm.InvalidInput, match="no case 'FOL-X'"):
+            import_cases(engine, [_second_request_doc("FOL-C", follows="FOL-X")])
+        assert engine.find() == []

@@ -73,15 +73,23 @@ class _ScratchCases:
         lock: bool = False,  # noqa: ARG002
         cached: bool = False,  # noqa: ARG002
     ) -> Case | None:
-        return self.cases.get(case_id)
+        return self.cases.get(case_id) or self._stored(case_id, by_ref=False)
 
     def get_many(self, case_ids: Sequence[str]) -> dict[str, Case]:
         return {i: self.cases[i] for i in case_ids if i in self.cases}
 
     def get_by_ref(self, external_ref: str) -> Case | None:
-        return next(
+        own = next(
             (c for c in self.cases.values() if c.external_ref == external_ref), None
         )
+        return own or self._stored(external_ref, by_ref=True)
+
+    def _stored(self, ref: str, *, by_ref: bool) -> Case | None:
+        # A case this import does not hold (the earlier case a second request
+        # follows) is read from the database, as the facility registry is; the
+        # replay never writes to it.
+        with self._engine._uow(read_only=True) as uow:  # noqa: SLF001 - same layer
+            return uow.cases.get_by_ref(ref) if by_ref else uow.cases.get(ref)
 
     def apply(self, change: CaseChange) -> None:
         case = change.case
