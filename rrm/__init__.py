@@ -68,7 +68,8 @@ from rrm.service.engine import (
     ChainReport,
     OutcomeCount,
 )
-from rrm.service.ports import Notifier
+from rrm.service.ports import Damage, Notifier
+from rrm.service.transfer.rederive import RowDifference
 from rrm.wiring import bootstrap, upgrade_schema
 from rrm.workflow.registry import Workflows, load_workflows
 from rrm.workflow.spec import WorkflowSpec
@@ -98,6 +99,7 @@ __all__ = [
     "Claim",
     "Clock",
     "ConcurrencyConflict",
+    "Damage",
     "DatabaseBusy",
     "Deadline",
     "DeadlineChanged",
@@ -129,6 +131,7 @@ __all__ = [
     "RRMError",
     "ResumeDeadline",
     "RoleNotAllowed",
+    "RowDifference",
     "SchemaOutOfDate",
     "StorageError",
     "SystemClock",

@@ -33,6 +33,8 @@ EXPECTED = {
     "CaseOpened",
     "ChainAnchor",
     "ChainReport",
+    "Damage",
+    "RowDifference",
     "Claim",
     "Clock",
     "ConcurrencyConflict",

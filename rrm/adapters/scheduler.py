@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
+import time
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol, final
@@ -29,19 +30,35 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from rrm.clock import SystemClock
 from rrm.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from apscheduler.schedulers.base import BaseScheduler
 
     from rrm.service.alerting import TickReport
+    from rrm.service.engine import ChainReport
 
-__all__ = ["JOBSTORE", "SWEEP_JOB", "WAKEUP_JOB", "SchedulerWorker", "Tickable"]
+__all__ = [
+    "JOBSTORE",
+    "SWEEP_JOB",
+    "VERIFY_JOB",
+    "WAKEUP_JOB",
+    "SchedulerWorker",
+    "Tickable",
+    "Verifiable",
+]
 
 log = structlog.get_logger(__name__)
 
 WAKEUP_JOB: Final = "rrm:wakeup"
 SWEEP_JOB: Final = "rrm:sweep"
+#: The periodic verification of every case (``verify_all(record=True)``).
+VERIFY_JOB: Final = "rrm:verify"
+# Its own executor: a long verification never holds a tick back.
+_VERIFY_EXECUTOR: Final = "rrm-verify"
 #: The alias of the in-memory job store RRM adds to the scheduler (its own or a host's).
 JOBSTORE: Final = "rrm"
 # Counts of work left undone; a tick reporting only these changed nothing.
@@ -60,6 +77,14 @@ class Tickable(Protocol):
         ...
 
 
+class Verifiable(Protocol):
+    """What the periodic verification needs (``CaseEngine`` has it)."""
+
+    def verify_all(self, *, record: bool = False) -> Iterator[ChainReport]:
+        """Verify every case; with *record*, keep the damage register."""
+        ...
+
+
 @final
 class SchedulerWorker:
     """Call ``engine.tick()`` whenever a deadline needs attention, and periodically.
@@ -74,11 +99,17 @@ class SchedulerWorker:
         engine: The case engine (anything with ``tick()`` and ``next_wakeup()``).
         sweep_seconds: How often the safety sweep ticks regardless of the plan.
         scheduler: A host's APScheduler 3 scheduler, or ``None``.
+        verify_seconds: How often every case is verified against its history
+            and the damage register kept (``engine.verify_all(record=True)``):
+            the first run starts with the worker, in an executor of its own so
+            ticks never wait for it. ``None`` (the default) never verifies.
 
     Raises:
-        InvalidInput: If *sweep_seconds* is not a positive number.
+        InvalidInput: If *sweep_seconds* or *verify_seconds* is not a positive
+            number.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.6.0 *verify_seconds*.
     """
 
     def __init__(
@@ -87,14 +118,22 @@ class SchedulerWorker:
         *,
         sweep_seconds: float = 60.0,
         scheduler: BaseScheduler | None = None,
+        verify_seconds: float | None = None,
     ) -> None:
-        if (
-            isinstance(sweep_seconds, bool)
-            or not isinstance(sweep_seconds, int | float)
-            or not math.isfinite(sweep_seconds)
-            or sweep_seconds <= 0
+        for name, value in (
+            ("sweep_seconds", sweep_seconds),
+            ("verify_seconds", 1.0 if verify_seconds is None else verify_seconds),
         ):
-            raise InvalidInput("sweep_seconds", "must be a positive number of seconds")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise InvalidInput(name, "must be a positive number of seconds")
+        if verify_seconds is not None and not hasattr(engine, "verify_all"):
+            raise InvalidInput("verify_seconds", "the engine cannot verify cases")
+        self._verify_seconds = verify_seconds
         self._engine = engine
         self._sweep_seconds = float(sweep_seconds)
         self._scheduler: Any = scheduler
@@ -199,12 +238,20 @@ class SchedulerWorker:
         if self._owned:
             self._scheduler = factory(
                 jobstores={JOBSTORE: MemoryJobStore()},
-                executors={"default": ThreadPoolExecutor(1)},
+                executors={
+                    "default": ThreadPoolExecutor(1),
+                    _VERIFY_EXECUTOR: ThreadPoolExecutor(1),
+                },
                 timezone=UTC,
             )
         else:
             with suppress(ValueError):  # the host's scheduler already has our store
                 self._scheduler.add_jobstore(MemoryJobStore(), alias=JOBSTORE)
+            if self._verify_seconds is not None:
+                with suppress(ValueError):  # ... and our executor
+                    self._scheduler.add_executor(
+                        ThreadPoolExecutor(1), alias=_VERIFY_EXECUTOR
+                    )
         self._blocking = factory is BlockingScheduler
         self._planned = self._stuck = None
         self._stopper = None
@@ -221,6 +268,16 @@ class SchedulerWorker:
                 args=("sweep", None),
                 **_job_options(SWEEP_JOB),
             )
+            if self._verify_seconds is not None:
+                self._scheduler.add_job(
+                    self._verify,
+                    IntervalTrigger(seconds=self._verify_seconds),
+                    # The first run with the worker: a worker restarted daily
+                    # still verifies.
+                    next_run_time=SystemClock().now(),
+                    executor=_VERIFY_EXECUTOR,
+                    **_job_options(VERIFY_JOB),
+                )
             self._plan(after=None, worked=False)
 
     def _wake(self, trigger: str, planned: datetime | None) -> None:
@@ -239,6 +296,31 @@ class SchedulerWorker:
             name="rrm-replan",
             daemon=True,
         ).start()
+
+    def _verify(self) -> None:
+        """Verify every case and keep the damage register; never raises."""
+        engine = self._engine
+        assert hasattr(engine, "verify_all")  # noqa: S101 - checked in __init__
+        started = time.monotonic()
+        cases = damaged = 0
+        try:
+            for report in engine.verify_all(record=True):
+                if not self._running:
+                    log.info("verification_stopped", cases=cases, damaged=damaged)
+                    return
+                cases += 1
+                damaged += not report.ok
+        except Exception as exc:  # noqa: BLE001 - a job must never kill the scheduler
+            log.error(  # noqa: TRY400 - the traceback may quote case data
+                "verification_failed", error=type(exc).__name__, cases=cases
+            )
+            return
+        log.info(
+            "verification_completed",
+            cases=cases,
+            damaged=damaged,
+            seconds=round(time.monotonic() - started, 3),
+        )
 
     def _tick(self, trigger: str) -> TickReport | None:
         """Tick; the engine logs ``tick_completed``, tagged with *trigger* here."""
@@ -322,7 +404,7 @@ class SchedulerWorker:
             with suppress(SchedulerNotRunningError):
                 self._scheduler.shutdown(wait=True)
         else:
-            for job_id in (WAKEUP_JOB, SWEEP_JOB):
+            for job_id in (WAKEUP_JOB, SWEEP_JOB, VERIFY_JOB):
                 with suppress(JobLookupError):
                     self._scheduler.remove_job(job_id, jobstore=JOBSTORE)
         with self._tick_lock:  # a tick in progress finishes first

@@ -267,6 +267,15 @@ def worker(
             help="Tick at least this often, whatever the plan says.",
         ),
     ] = 60.0,
+    verify_hours: Annotated[
+        float,
+        typer.Option(
+            envvar="RRM_VERIFY_HOURS",
+            min=0,
+            help="Verify every case against its history this often (first at "
+            "start); damaged cases are skipped and the admin told. 0: never.",
+        ),
+    ] = 24.0,
     once: Annotated[
         bool,
         typer.Option(
@@ -279,7 +288,8 @@ def worker(
     admin_address: Annotated[
         str,
         typer.Option(
-            envvar="RRM_ADMIN_ADDRESS", help="Receives one e-mail per dead letter."
+            envvar="RRM_ADMIN_ADDRESS",
+            help="Receives one e-mail per dead letter and per damaged case.",
         ),
     ] = "",
     supervisor_address: Annotated[
@@ -346,7 +356,11 @@ def worker(
                     ", ".join(f"{k} {v}" for k, v in counts.items()), soft_wrap=True
                 )
             return
-        runner = SchedulerWorker(engine, sweep_seconds=sweep_seconds)
+        runner = SchedulerWorker(
+            engine,
+            sweep_seconds=sweep_seconds,
+            verify_seconds=verify_hours * 3600 if verify_hours > 0 else None,
+        )
         # The catch-up after downtime can be long (a backlog of alerts): show it.
         # The worker's own first tick then finds it done (ticks are idempotent).
         with console.status(catch_up):

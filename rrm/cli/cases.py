@@ -330,7 +330,8 @@ def show(
     if as_json and timeline:
         raise typer.BadParameter("--timeline prints a table; leave out --json")
     with engine_for(db) as engine:
-        case = engine.get(ref)
+        # One case shown: its rows are re-derived from its history first.
+        case = engine.get(ref, verified=True)
         _show(engine, case, as_json=as_json)
         if timeline or svg is not None:
             from rrm.cli import pictures  # noqa: PLC0415 - loaded only when drawing
@@ -406,7 +407,8 @@ def history(
 ) -> None:
     """Show a case's audited history, oldest first."""
     with engine_for(db) as engine:
-        entries = [entry_json(e) for e in engine.history(ref)]
+        case = engine.get(ref, verified=True)
+        entries = [entry_json(e) for e in engine.history(case.case_id)]
     if as_json:
         print_json(entries)
     else:

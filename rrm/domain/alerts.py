@@ -29,6 +29,7 @@ __all__ = [
     "AlertStatus",
     "AlertStep",
     "AlertView",
+    "DamageView",
     "DigestItem",
     "DigestView",
     "next_step_at",
@@ -52,6 +53,8 @@ class AlertKind(StrEnum):
     DIGEST = "digest"
     #: An imported record lacks the deadline's step: no lapse action was taken.
     UNKNOWN_STEP = "unknown_step"
+    #: To the administrator: a case's stored rows do not match its history.
+    CASE_DAMAGED = "case_damaged"
 
 
 class AlertStatus(StrEnum):
@@ -239,6 +242,26 @@ class DigestView:
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DamageView:
+    """The administrator's notice that a case's stored rows do not match its history.
+
+    ``problems`` are the verification's findings in words; they may quote stored
+    values (an e-mail address written into a row), never a confidential name.
+
+    .. versionadded:: 0.6.0
+    """
+
+    alert_id: str
+    message_id: str
+    recipient_email: str
+    case_id: str
+    case_ref: str
+    found_at: datetime
+    problems: tuple[str, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AlertMessage:
     """A rendered alert, ready for any notifier (SMTP, a host service, a webhook)."""
 
@@ -251,7 +274,7 @@ class AlertMessage:
     html: str
     ics: bytes | None
     language: str
-    view: AlertView | DigestView
+    view: AlertView | DigestView | DamageView
 
 
 def _at_hour(day: date, hour: int, timezone: str) -> datetime:

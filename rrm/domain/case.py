@@ -168,6 +168,7 @@ class HistoryEntry:
     prev_hash: str
     hash: str
     via: str = ""
+    subject: Mapping[str, JSONValue] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,11 +241,12 @@ def entry_hash(
     recorded_at: datetime,
     idempotency_key: str | None,
     via: str = "",
+    subject: Mapping[str, JSONValue] | None = None,
 ) -> str:
     """Return the SHA-256 that chains a history entry to the one before it.
 
-    ``via`` is hashed only when set, so entries written before it existed keep
-    their hashes.
+    ``via`` and ``subject`` are hashed only when set, so entries written before
+    they existed keep their hashes.
     """
     body = {
         "prev": prev_hash,
@@ -263,6 +265,8 @@ def entry_hash(
     }
     if via:
         body["via"] = via
+    if subject is not None:
+        body["subject"] = subject
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -352,6 +356,7 @@ def _recomputed(e: HistoryEntry, prev_hash: str) -> str:
         recorded_at=e.recorded_at,
         idempotency_key=e.idempotency_key,
         via=e.via,
+        subject=e.subject,
     )
 
 

@@ -32,8 +32,8 @@ from rrm.domain.alerts import (
 from rrm.domain.case import Case, Deadline, DeadlineStatus, Officer
 from rrm.domain.commands import FireEvent
 from rrm.domain.unknown import unknown_steps
-from rrm.errors import RRMError
-from rrm.service import handlers
+from rrm.errors import CaseDamaged, RRMError
+from rrm.service import handlers, integrity
 from rrm.service.addresses import check_address
 from rrm.service.webhooks import record_change
 from rrm.workflow.clocks import scheduled, spec_key
@@ -270,6 +270,16 @@ def _sweep_guarded(
             # The type only, no traceback: it may quote case data.
             log.error("case_sweep_failed", case_id=case_id, error=type(exc).__name__)  # noqa: TRY400
             failed.add(case_id)
+            if isinstance(exc, CaseDamaged):
+                # Skipped from now on, and the administrator told once.
+                integrity.register(
+                    uow,
+                    case_id,
+                    field=exc.field,
+                    problems=(str(exc),),
+                    now=now,
+                    settings=settings,
+                )
             continue
         into.changes += part.changes
         into.report = into.report + part.report
@@ -286,6 +296,9 @@ def _sweep_case(
     into: _Sweep,
 ) -> None:
     """Gather a case's owed alerts and bookkeeping in *into*; record its lapses."""
+    damage = integrity.structural_damage(case, workflows)
+    if damage is not None:
+        raise CaseDamaged(case.case_id, *damage)
     spec = workflows.get(case.workflow_id, case.workflow_version)
     lapsed = advanced = 0
     # Lapses first, in the order they happened: a lapse action may close other

@@ -36,6 +36,7 @@ from rrm.domain.alerts import (
     AlertMessage,
     AlertStatus,
     AlertView,
+    DamageView,
     DigestItem,
     DigestView,
     step_due_date,
@@ -123,6 +124,7 @@ class _Claim:
     token: datetime
     case: Case | None
     digest: DigestView | None
+    damage: DamageView | None = None
 
 
 def deliver(
@@ -414,9 +416,11 @@ def _renew(
         )
         if token is None:
             return None
-        case = digest = None
+        case = digest = damage = None
         if alert.kind is AlertKind.DIGEST:
             digest = _digest_view(uow, workflows, alert, now=now, settings=settings)
+        elif alert.kind is AlertKind.CASE_DAMAGED:
+            damage = _damage_view(uow, alert)
         else:
             case = uow.cases.get(alert.case_id)
         uow.commit()
@@ -425,6 +429,25 @@ def _renew(
         token=token,
         case=case,
         digest=digest,
+        damage=damage,
+    )
+
+
+def _damage_view(uow: UnitOfWork, alert: Alert) -> DamageView | None:
+    """The damage as registered now; None once a verification cleared it."""
+    known = uow.cases.damage([alert.case_id]).get(alert.case_id)
+    if known is None:
+        return None
+    stored = uow.cases.get(alert.case_id)  # as stored: its reference only
+    ref = stored.external_ref if stored is not None else alert.case_id
+    return DamageView(
+        alert_id=alert.alert_id,
+        message_id=alert.message_id,
+        recipient_email=alert.recipient_email,
+        case_id=alert.case_id,
+        case_ref=ref,
+        found_at=known.found_at,
+        problems=known.problems,
     )
 
 
@@ -502,10 +525,8 @@ def _message(
 ) -> AlertMessage | AlertStatus:
     """The message to send, or the status of an alert that must not be sent."""
     alert = claim.alert
-    if claim.digest is not None:
-        if not claim.digest.items:
-            return AlertStatus.SUPERSEDED  # nothing to report today
-        return delivery.renderer.render_digest(claim.digest)
+    if alert.kind is AlertKind.CASE_DAMAGED or claim.digest is not None:
+        return _notice(claim, delivery)
     deadline = _deadline_of(claim.case, alert)
     if claim.case is None or deadline is None:
         return AlertStatus.SUPERSEDED
@@ -515,6 +536,18 @@ def _message(
         return AlertStatus.SUPERSEDED
     spec = workflows.get(claim.case.workflow_id, claim.case.workflow_version)
     return delivery.renderer.render(_view(alert, claim.case, deadline, spec))
+
+
+def _notice(claim: _Claim, delivery: Delivery) -> AlertMessage | AlertStatus:
+    """A digest, or a notice of damage: about no one deadline."""
+    if claim.alert.kind is AlertKind.CASE_DAMAGED:
+        if claim.damage is None:
+            return AlertStatus.SUPERSEDED  # whole again: nothing to tell
+        return delivery.renderer.render_damage(claim.damage)
+    assert claim.digest is not None  # noqa: S101 - the caller checked
+    if not claim.digest.items:
+        return AlertStatus.SUPERSEDED  # nothing to report today
+    return delivery.renderer.render_digest(claim.digest)
 
 
 def _settled(alert: Alert, status: AlertStatus) -> Alert:

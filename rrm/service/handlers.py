@@ -8,6 +8,7 @@ transaction and commits. Nothing here reads the wall clock: ``now`` is passed in
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from rrm.domain.case import (
@@ -29,6 +30,7 @@ from rrm.domain.commands import (
     PauseDeadline,
     ResumeDeadline,
 )
+from rrm.domain.subject import OPENING_GROUPS, seal
 from rrm.errors import (
     CaseAlreadyExists,
     CaseNotFound,
@@ -106,6 +108,7 @@ def _entry(
     now: datetime,
     key: str | None,
     via: str = "",
+    sealed: tuple[str, ...] = (),
 ) -> HistoryEntry:
     fields: dict[str, object] = {
         "case_id": case.case_id,
@@ -121,6 +124,8 @@ def _entry(
         "recorded_at": now,
         "idempotency_key": key,
         "via": via,
+        # What the entry gave beside the event (parties, people), as digests.
+        "subject": seal(case, sealed, secrets.token_hex(16)) if sealed else None,
     }
     digest = entry_hash(prev_hash=prev_hash, **fields)  # type: ignore[arg-type]
     return HistoryEntry(prev_hash=prev_hash, hash=digest, **fields)  # type: ignore[arg-type]
@@ -172,6 +177,8 @@ class _Record:
     at: datetime
     key: str | None = None
     via: str = ""
+    # The groups of rrm.domain.subject this entry gives (and so seals).
+    sealed: tuple[str, ...] = ()
 
 
 def _append(
@@ -210,6 +217,7 @@ def _append(
         now=now,
         key=record.key,
         via=record.via,
+        sealed=record.sealed,
     )
     determination = None
     if determined:
@@ -352,6 +360,7 @@ def open_case(
         now=now,
         key=None,
         via=via,
+        sealed=OPENING_GROUPS,
     )
     return CaseChange(
         case=case,
@@ -700,6 +709,7 @@ def assign_officers(
         payload=payload,
         at=at,
         via=via,
+        sealed=("officers",),
     )
     return _append(uow, case, record, now=now, officers=officers)
 

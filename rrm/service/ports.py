@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         Alert,
         AlertMessage,
         AlertView,
+        DamageView,
         DigestView,
     )
     from rrm.domain.case import (
@@ -62,6 +63,25 @@ class Determination:
     owner: str
     determined_at: datetime
     seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Damage:
+    """A case whose stored rows the last verification found not to match its history.
+
+    Kept in the damage register (``rrm_damage``) by ``rrm audit verify`` and the
+    worker's nightly verification; reads name it and the deadline sweep skips
+    the case until a verification finds it whole again. ``fingerprint`` is the
+    SHA-256 of the problems: the administrator is told once per distinct damage.
+
+    .. versionadded:: 0.6.0
+    """
+
+    case_id: str
+    found_at: datetime
+    field: str
+    problems: tuple[str, ...]
+    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,7 +167,12 @@ class CaseRepository(Protocol):
     """Loads and stores cases; every write happens inside a unit of work."""
 
     def get(
-        self, case_id: str, *, lock: bool = False, cached: bool = False
+        self,
+        case_id: str,
+        *,
+        lock: bool = False,
+        cached: bool = False,
+        stored: bool = False,
     ) -> Case | None:
         """Return the case with its deadlines, or ``None``.
 
@@ -156,6 +181,10 @@ class CaseRepository(Protocol):
         failing (on SQLite the write transaction already excludes them). With
         *cached*, a copy this process holds may be returned unread; ``apply``
         then raises ``StaleCopy`` (writing nothing) if the stored case moved on.
+        With *stored*, every row is read from the database, none from a cache:
+        what a verification compares with the history.
+
+        .. versionchanged:: 0.6.0 *stored*.
         """
         ...
 
@@ -195,6 +224,41 @@ class CaseRepository(Protocol):
         self, *, facility_id: str, owner: str, case_id: str
     ) -> int:
         """Count DoR determinations against the facility or its owner in other cases."""
+        ...
+
+    def determinations(self, case_id: str) -> list[Determination]:
+        """Return the case's own DoR determinations, by ``seq``.
+
+        .. versionadded:: 0.6.0
+        """
+        ...
+
+    def openings(self, facility_id: str) -> list[HistoryEntry]:
+        """Return the first history entry of every case on a facility.
+
+        .. versionadded:: 0.6.0
+        """
+        ...
+
+    def damage(self, case_ids: Sequence[str] | None = None) -> dict[str, Damage]:
+        """Return the registered damage of these cases (``None``: of all), by id.
+
+        .. versionadded:: 0.6.0
+        """
+        ...
+
+    def record_damage(self, damage: Damage) -> bool:
+        """Register a damaged case; True when new or its problems changed.
+
+        .. versionadded:: 0.6.0
+        """
+        ...
+
+    def clear_damage(self, case_id: str) -> bool:
+        """Remove a case from the damage register; True if it was there.
+
+        .. versionadded:: 0.6.0
+        """
         ...
 
     def facilities(self, facility_id: str | None = None) -> list[FacilityRecord]:
@@ -556,6 +620,13 @@ class AlertRenderer(Protocol):
 
     def render_digest(self, view: DigestView) -> AlertMessage:
         """Return an officer's daily digest of open deadlines, rendered."""
+        ...
+
+    def render_damage(self, view: DamageView) -> AlertMessage:
+        """Return the administrator's notice of a damaged case, rendered.
+
+        .. versionadded:: 0.6.0
+        """
         ...
 
 

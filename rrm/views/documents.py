@@ -322,6 +322,7 @@ def entry_json(e: HistoryEntry) -> dict[str, Any]:
         "idempotency_key": e.idempotency_key,
         "prev_hash": e.prev_hash,
         "hash": e.hash,
+        "subject": None if e.subject is None else dict(e.subject),
     }
 
 
@@ -368,6 +369,19 @@ def chain_json(report: ChainReport, ref: str) -> dict[str, Any]:
         "first_broken_seq": report.first_broken_seq,
         # What is wrong, in words: a discontinuity, a row the history contradicts.
         "problems": list(report.problems),
+        # Whether the stored rows were re-derived from the history (an intact
+        # chain is needed), and each stored field that differs, both values.
+        "rows_checked": report.rows_checked,
+        "differences": [
+            {
+                "table": d.table,
+                "field": d.field,
+                "stored": d.stored,
+                "derived": d.derived,
+                "message": d.message,
+            }
+            for d in report.differences
+        ],
     }
 
 

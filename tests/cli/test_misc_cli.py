@@ -52,6 +52,8 @@ class TestAudit:
                 "ok": True,
                 "first_broken_seq": None,
                 "problems": [],
+                "rows_checked": True,
+                "differences": [],
                 "anchor_mismatch_seq": None,
                 "missing": False,
             }

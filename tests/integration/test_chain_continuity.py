@@ -217,6 +217,7 @@ def rrm_hash(entry: rrm.HistoryEntry, **changes: Any) -> str:
         "recorded_at": entry.recorded_at,
         "idempotency_key": entry.idempotency_key,
         "via": entry.via,
+        "subject": entry.subject,
     }
     fields.update(changes)
     return entry_hash(**fields)
@@ -330,16 +331,19 @@ def delete_newest_consistently(db_url: str, engine: rrm.CaseEngine, case: rrm.Ca
 
 
 class TestDeletedNewestEntry:
-    def test_without_an_anchor_it_passes(self, engine, case, db_url):
-        """The newest entry deleted and the row set back to the one before it: the
-        chain alone cannot tell (this is the limit the README states)."""
+    def test_without_an_anchor_only_the_replay_finds_it(self, engine, case, db_url):
+        """The newest entry deleted and the row's version and state set back to the
+        one before it: the chain alone cannot tell (the limit the README states);
+        the replay names the rows the deleted entry changed, unless they are set
+        back too."""
         delete_newest_consistently(db_url, engine, case)
 
+        assert engine.verify(case.case_id, rows=False).ok
         report = engine.verify(case.case_id)
-
-        assert report.ok
+        assert report.first_broken_seq is None
         assert report.entries == 1
-        assert audit(db_url)[0] == 0
+        assert "last_event_at" in {d.field for d in report.differences}
+        assert audit(db_url)[0] == 1
 
     def test_an_anchor_taken_since_finds_it(self, engine, case, db_url):
         """An anchor of the deleted entry names it missing, in the engine and the CLI."""
@@ -347,7 +351,7 @@ class TestDeletedNewestEntry:
         assert anchor.seq == 2
         delete_newest_consistently(db_url, engine, case)
 
-        report = engine.verify(case.case_id, anchor=anchor)
+        report = engine.verify(case.case_id, anchor=anchor, rows=False)
 
         assert not report.ok
         assert report.first_broken_seq is None
@@ -380,4 +384,4 @@ class TestDeletedNewestEntry:
         fire(engine, case, "suspend_liquidation", "ustr")
         delete_newest_consistently(db_url, engine, case)
 
-        assert engine.verify(case.case_id, anchor=anchor).ok
+        assert engine.verify(case.case_id, anchor=anchor, rows=False).ok

@@ -25,6 +25,7 @@ from rrm.domain.alerts import (
     AlertKind,
     AlertMessage,
     AlertView,
+    DamageView,
     DigestItem,
     DigestView,
 )
@@ -704,6 +705,37 @@ class JinjaAlertRenderer:
             html=self._env.get_template("digest.html").render(context),
             ics=None,
             language=lang,
+            view=view,
+        )
+
+    def render_damage(self, view: DamageView) -> AlertMessage:
+        """Return the administrator's notice that a case's rows are damaged.
+
+        In English, as the dead-letter notices: it goes to the administrator,
+        not to an officer. It lists what the verification found and how to see
+        it again; it carries no calendar file.
+        """
+        subject = header_safe(
+            f"[RRM] Case damaged: {view.case_ref} does not match its history",
+            _LINE_MAX,
+        )
+        context: dict[str, object] = {
+            "subject": subject,
+            "case_ref": view.case_ref,
+            "case_id": view.case_id,
+            "found_at": view.found_at.isoformat(timespec="seconds"),
+            "problems": view.problems,
+        }
+        return AlertMessage(
+            alert_id=view.alert_id,
+            message_id=view.message_id,
+            to_address=view.recipient_email,
+            to_name="",
+            subject=subject,
+            text=self._env.get_template("damage.txt").render(context),
+            html=self._env.get_template("damage.html").render(context),
+            ics=None,
+            language="en",
             view=view,
         )
 

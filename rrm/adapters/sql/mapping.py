@@ -206,6 +206,7 @@ def entry_to_row(entry: HistoryEntry) -> dict[str, Any]:
         "prev_hash": entry.prev_hash,
         "hash": entry.hash,
         "via": entry.via,
+        "subject": None if entry.subject is None else dict(entry.subject),
     }
 
 
@@ -227,6 +228,7 @@ def entry_from_row(row: Row) -> HistoryEntry:
         prev_hash=row["prev_hash"],
         hash=row["hash"],
         via=row["via"] or "",
+        subject=row["subject"],
     )
 
 

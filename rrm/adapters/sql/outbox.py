@@ -19,7 +19,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from rrm.adapters.sql import mapping
 from rrm.adapters.sql.fast import Prepared
 from rrm.adapters.sql.repository import _storage_errors
-from rrm.adapters.sql.tables import ALERT, CASE, CASE_OFFICER, DEADLINE, WORKER
+from rrm.adapters.sql.tables import (
+    ALERT,
+    CASE,
+    CASE_OFFICER,
+    DAMAGE,
+    DEADLINE,
+    WORKER,
+)
 from rrm.domain.alerts import TEMPORARY, AlertStatus
 from rrm.domain.case import DeadlineStatus, Officer
 
@@ -41,6 +48,8 @@ _DUE_CASES: Final = (
     .where(
         DEADLINE.c.status == _OPEN,
         DEADLINE.c.next_action_at <= sa.bindparam("b_now"),
+        # A case in the damage register is skipped until verified whole again.
+        DEADLINE.c.case_id.not_in(sa.select(DAMAGE.c.case_id)),
     )
     .group_by(DEADLINE.c.case_id)
     .order_by(sa.literal_column("first"))
@@ -417,7 +426,9 @@ class SqlOutbox:
         send, so its queued alerts must not keep the wake-up in the past.
         """
         deadlines = sa.select(sa.func.min(DEADLINE.c.next_action_at)).where(
-            DEADLINE.c.status == _OPEN
+            DEADLINE.c.status == _OPEN,
+            # The sweep skips a damaged case: no wake-up for it either.
+            DEADLINE.c.case_id.not_in(sa.select(DAMAGE.c.case_id)),
         )
         retries = sa.select(
             sa.func.min(sa.func.coalesce(ALERT.c.next_attempt_at, ALERT.c.owed_at))

@@ -28,6 +28,7 @@ from rrm.adapters.sql.tables import (
     CASE,
     CASE_EVENT,
     CASE_OFFICER,
+    DAMAGE,
     DEADLINE,
     DETERMINATION,
     FACILITY,
@@ -43,7 +44,7 @@ from rrm.errors import (
     StaleCopy,
     StorageError,
 )
-from rrm.service.ports import FacilityRecord, StateCount
+from rrm.service.ports import Damage, Determination, FacilityRecord, StateCount
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -233,7 +234,12 @@ class SqlCaseRepository:
     # -- reads ------------------------------------------------------------------
 
     def get(
-        self, case_id: str, *, lock: bool = False, cached: bool = False
+        self,
+        case_id: str,
+        *,
+        lock: bool = False,
+        cached: bool = False,
+        stored: bool = False,
     ) -> Case | None:
         """Return the case with its petitioners, officers and deadlines, or ``None``.
 
@@ -242,7 +248,13 @@ class SqlCaseRepository:
         With *cached*, this process's copy of the case is returned unread if it
         has one; the change built on it is then written only if the case is
         still at that version and stamp (else :class:`rrm.errors.StaleCopy`).
+        With *stored*, every row is read, none taken from a cache (a child row
+        edited behind the engine's back leaves the version as it was).
         """
+        if stored:
+            with _storage_errors(f"load case {case_id}"):
+                rows = _FETCH_CASE.fetch(self._conn, {"b_case_id": case_id})
+                return self._with_children(rows)[0] if rows else None
         if cached and self._cache is not None:
             copy = self._cache.latest(case_id)
             if copy is not None and copy.case is not None:
@@ -371,6 +383,83 @@ class SqlCaseRepository:
         )
         with _storage_errors(f"count earlier determinations for case {case_id}"):
             return int(self._conn.execute(stmt).scalar_one())
+
+    def openings(self, facility_id: str) -> list[HistoryEntry]:
+        """Return the first history entry of every case on a facility."""
+        stmt = (
+            sa.select(CASE_EVENT)
+            .join(CASE, CASE.c.case_id == CASE_EVENT.c.case_id)
+            .where(CASE.c.facility_id == facility_id, CASE_EVENT.c.seq == 1)
+            .order_by(CASE_EVENT.c.case_id)
+        )
+        with _storage_errors(f"load the openings on facility {facility_id}"):
+            rows = self._conn.execute(stmt).mappings().all()
+        return [mapping.entry_from_row(r) for r in rows]
+
+    def damage(self, case_ids: Sequence[str] | None = None) -> dict[str, Damage]:
+        """Return the registered damage of these cases (``None``: of all), by id."""
+        stmt = sa.select(DAMAGE)
+        if case_ids is not None:
+            if not case_ids:
+                return {}
+            stmt = stmt.where(DAMAGE.c.case_id.in_(list(case_ids)))
+        with _storage_errors("load the damage register"):
+            rows = self._conn.execute(stmt).mappings().all()
+        return {
+            r["case_id"]: Damage(
+                case_id=r["case_id"],
+                found_at=_utc(r["found_at"]),
+                field=r["field"],
+                problems=tuple(str(p) for p in r["problems"] or ()),
+                fingerprint=r["fingerprint"],
+            )
+            for r in rows
+        }
+
+    def record_damage(self, damage: Damage) -> bool:
+        """Register a damaged case; True when new or its problems changed."""
+        row = {
+            "case_id": damage.case_id,
+            "found_at": damage.found_at,
+            "field": damage.field,
+            "problems": list(damage.problems),
+            "fingerprint": damage.fingerprint,
+        }
+        stmt = self._insert(DAMAGE).values(row)
+        # Only when the damage changed: a row count of 0 means "known already".
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[DAMAGE.c.case_id],
+            set_={k: stmt.excluded[k] for k in row if k != "case_id"},
+            where=DAMAGE.c.fingerprint != stmt.excluded.fingerprint,
+        )
+        with _storage_errors(f"register the damage of case {damage.case_id}"):
+            return bool(self._conn.execute(upsert).rowcount)
+
+    def clear_damage(self, case_id: str) -> bool:
+        """Remove a case from the damage register; True if it was there."""
+        stmt = sa.delete(DAMAGE).where(DAMAGE.c.case_id == case_id)
+        with _storage_errors(f"clear the damage of case {case_id}"):
+            return bool(self._conn.execute(stmt).rowcount)
+
+    def determinations(self, case_id: str) -> list[Determination]:
+        """Return the case's own DoR determinations, by ``seq``."""
+        stmt = (
+            sa.select(DETERMINATION)
+            .where(DETERMINATION.c.case_id == case_id)
+            .order_by(DETERMINATION.c.seq)
+        )
+        with _storage_errors(f"load the determinations of case {case_id}"):
+            rows = self._conn.execute(stmt).mappings().all()
+        return [
+            Determination(
+                case_id=r["case_id"],
+                facility_id=r["facility_id"],
+                owner=r["owner"],
+                determined_at=_utc(r["determined_at"]),
+                seq=r["seq"],
+            )
+            for r in rows
+        ]
 
     def state_counts(self) -> list[StateCount]:
         """Return how many cases each workflow version holds in each state."""

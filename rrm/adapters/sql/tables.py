@@ -26,6 +26,7 @@ __all__ = [
     "CASE_EVENT",
     "CASE_OFFICER",
     "CONSOLE_SESSION",
+    "DAMAGE",
     "DEADLINE",
     "DETERMINATION",
     "FACILITY",
@@ -39,6 +40,7 @@ __all__ = [
     "CaseEventRow",
     "CaseOfficerRow",
     "CaseRow",
+    "DamageRow",
     "DeadlineRow",
     "DeterminationRow",
     "FacilityRow",
@@ -163,6 +165,9 @@ class CaseEventRow(RRMTable, table=True):
     hash: str
     # The credential that proved the actor (``token:<id>``, ``oidc:<issuer>``).
     via: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    # Salted digests of the rows the entry gave (parties, facility, claim,
+    # petitioners, officers): see rrm.domain.subject. NULL before 0007.
+    subject: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
 class DeadlineRow(RRMTable, table=True):
@@ -256,6 +261,21 @@ class WorkerRow(RRMTable, table=True):
     worker_id: str = Field(primary_key=True)
     started_at: datetime = Field(sa_type=UTCDateTime)
     last_seen: datetime = Field(sa_type=UTCDateTime)
+
+
+class DamageRow(RRMTable, table=True):
+    """The damage register: cases whose rows the last verification found wrong.
+
+    No foreign key: a case row deleted behind the engine's back is damage too.
+    """
+
+    __tablename__ = "rrm_damage"
+
+    case_id: str = Field(primary_key=True)
+    found_at: datetime = Field(sa_type=UTCDateTime)
+    field: str
+    problems: list[str] = Field(sa_type=sa.JSON)
+    fingerprint: str
 
 
 class DeterminationRow(RRMTable, table=True):
@@ -373,6 +393,7 @@ CASE_OFFICER: Final = metadata.tables["rrm_case_officer"]
 CASE_EVENT: Final = metadata.tables["rrm_case_event"]
 DEADLINE: Final = metadata.tables["rrm_deadline"]
 DETERMINATION: Final = metadata.tables["rrm_determination"]
+DAMAGE: Final = metadata.tables["rrm_damage"]
 ALERT: Final = metadata.tables["rrm_alert"]
 WORKER: Final = metadata.tables["rrm_worker"]
 API_TOKEN: Final = metadata.tables["rrm_api_token"]

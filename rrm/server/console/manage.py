@@ -558,7 +558,9 @@ async def _audit_one(request: Request, principal: Principal, action: str) -> Res
                 taken |= {"hash": anchor.hash, "ref": case.external_ref}
                 taken["taken_at"] = engine.clock.now().isoformat()
                 return _audit_view(request, engine, principal, form=form, anchor=taken)
-            report = chain_json(engine.verify(case.case_id), case.external_ref)
+            report = chain_json(
+                engine.verify(case.case_id, record=True), case.external_ref
+            )
         except (errors.CaseNotFound, errors.InvalidInput) as exc:
             return _audit_view(request, engine, principal, form=form, error=exc)
         return _audit_view(request, engine, principal, form=form, reports=[report])
@@ -586,7 +588,10 @@ async def audit_verify_all(request: Request, principal: Signed) -> Response:
     def run() -> Response:
         engine.authorize(principal, Action.AUDIT, "admin")
         cases = engine.find(limit=_AUDIT_ALL, intact=False)
-        reports = [chain_json(engine.verify(c.case_id), c.external_ref) for c in cases]
+        reports = [
+            chain_json(engine.verify(c.case_id, record=True), c.external_ref)
+            for c in cases
+        ]
         reports.sort(key=lambda r: (r["ok"], r["ref"]))
         return _audit_view(
             request,

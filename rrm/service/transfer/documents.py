@@ -51,7 +51,8 @@ _EVENT_KEYS = frozenset(
 )
 _ENTRY_KEYS = frozenset(
     {"seq", "event", "from_state", "to_state", "actor", "role", "reason", "payload",
-     "occurred_at", "recorded_at", "idempotency_key", "prev_hash", "hash", "via"}
+     "occurred_at", "recorded_at", "idempotency_key", "prev_hash", "hash", "via",
+     "subject"}
 )  # fmt: skip
 # Officer fields and their defaults (None: required).
 _OFFICER_FIELDS: dict[str, str | None] = {

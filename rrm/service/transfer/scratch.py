@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         CaseChange,
         CaseQuery,
         CaseRepository,
+        Damage,
         DeadlineQuery,
         Determination,
         FacilityRecord,
@@ -64,7 +65,9 @@ class _ScratchCases:
         self._engine = engine
         self.cases: dict[str, Case] = {}
         self.entries: dict[str, list[HistoryEntry]] = {}
-        self.determinations: list[Determination] = []
+        self.made: list[Determination] = []
+        # Ids and references a re-derivation replays: never read from the database.
+        self.hidden: set[str] = set()
 
     def get(
         self,
@@ -72,6 +75,7 @@ class _ScratchCases:
         *,
         lock: bool = False,  # noqa: ARG002
         cached: bool = False,  # noqa: ARG002
+        stored: bool = False,  # noqa: ARG002
     ) -> Case | None:
         return self.cases.get(case_id) or self._stored(case_id, by_ref=False)
 
@@ -85,6 +89,8 @@ class _ScratchCases:
         return own or self._stored(external_ref, by_ref=True)
 
     def _stored(self, ref: str, *, by_ref: bool) -> Case | None:
+        if ref in self.hidden:
+            return None
         # A case this import does not hold (the earlier case a second request
         # follows) is read from the database, as the facility registry is; the
         # replay never writes to it.
@@ -100,7 +106,7 @@ class _ScratchCases:
         self.cases[case.case_id] = case
         self.entries.setdefault(case.case_id, []).append(change.entry)
         if change.determination is not None:
-            self.determinations.append(change.determination)
+            self.made.append(change.determination)
 
     def history(self, case_id: str) -> list[HistoryEntry]:
         return list(self.entries.get(case_id, ()))
@@ -119,7 +125,7 @@ class _ScratchCases:
         for case in self.cases.values():
             if case.facility.facility_id == facility_id:
                 return case.facility
-        with self._engine._uow() as uow:  # noqa: SLF001 - read-only, same layer
+        with self._engine._uow(read_only=True) as uow:  # noqa: SLF001 - same layer
             return uow.cases.facility(facility_id)
 
     def save_facility(self, facility: Facility) -> None:
@@ -130,13 +136,28 @@ class _ScratchCases:
     ) -> int:
         own = sum(
             d.case_id != case_id and (d.facility_id == facility_id or d.owner == owner)
-            for d in self.determinations
+            for d in self.made
         )
-        with self._engine._uow() as uow:  # noqa: SLF001 - read-only, same layer
+        with self._engine._uow(read_only=True) as uow:  # noqa: SLF001 - same layer
             stored = uow.cases.prior_determinations(
                 facility_id=facility_id, owner=owner, case_id=case_id
             )
         return own + stored
+
+    def determinations(self, case_id: str) -> list[Determination]:
+        return [d for d in self.made if d.case_id == case_id]
+
+    def openings(self, facility_id: str) -> list[HistoryEntry]:
+        raise NotImplementedError  # pragma: no cover - replays never verify
+
+    def damage(self, case_ids: Sequence[str] | None = None) -> dict[str, Damage]:  # noqa: ARG002
+        return {}  # a replay's own cases are new; nothing damaged is replayed
+
+    def record_damage(self, damage: Damage) -> bool:
+        raise NotImplementedError  # pragma: no cover - replays never verify
+
+    def clear_damage(self, case_id: str) -> bool:
+        raise NotImplementedError  # pragma: no cover - replays never verify
 
     def find(self, query: CaseQuery) -> list[Case]:
         raise NotImplementedError  # pragma: no cover - replays never list cases
@@ -247,12 +268,12 @@ class _ScratchUnitOfWork:
     def savepoint(self) -> Iterator[None]:
         store = self._store
         saved = (dict(store.cases), {k: list(e) for k, e in store.entries.items()})
-        count = len(store.determinations)
+        count = len(store.made)
         try:
             yield
         except BaseException:
             store.cases, store.entries = saved
-            del store.determinations[count:]
+            del store.made[count:]
             raise
 
     def rollback(self) -> None:
@@ -277,11 +298,19 @@ class _Scratch:
         self.store.apply(change)
         return change.case
 
-    def open_case(self, cmd: OpenCase) -> Case:
+    def at(self, now: datetime) -> None:
+        """Apply the following commands at *now* (a re-derivation's entry time)."""
+        self._now = now
+
+    def open_case(self, cmd: OpenCase, *, case_id: str | None = None) -> Case:
         # The reference doubles as the case id, so errors name the case readably.
         return self._apply(
             handlers.open_case(
-                self._uow, self._workflows, cmd, case_id=cmd.external_ref, now=self._now
+                self._uow,
+                self._workflows,
+                cmd,
+                case_id=case_id or cmd.external_ref,
+                now=self._now,
             )
         )
 
