@@ -341,11 +341,13 @@ class CaseDamaged(StorageError):
     .. versionadded:: 0.5.0
     """
 
-    def __init__(self, case_id: str, field: str, detail: str) -> None:
+    def __init__(self, case_id: str, field: str, detail: str, ref: str = "") -> None:
         self.case_id = case_id
         self.field = field
+        named = f"{ref} ({case_id})" if ref and ref != case_id else case_id
+        detail = detail.removeprefix(f"{field}: ").removeprefix(f"{field} ")
         super().__init__(
-            f"Case {case_id} is damaged: {field}: {detail}.",
+            f"Case {named} is damaged: {field}: {detail.rstrip('.')}.",
             hint="Run `rrm audit verify` to see what differs from its history.",
         )
 

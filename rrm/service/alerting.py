@@ -298,7 +298,7 @@ def _sweep_case(
     """Gather a case's owed alerts and bookkeeping in *into*; record its lapses."""
     damage = integrity.structural_damage(case, workflows)
     if damage is not None:
-        raise CaseDamaged(case.case_id, *damage)
+        raise CaseDamaged(case.case_id, *damage, ref=case.external_ref)
     spec = workflows.get(case.workflow_id, case.workflow_version)
     lapsed = advanced = 0
     # Lapses first, in the order they happened: a lapse action may close other

@@ -602,12 +602,10 @@ class CaseEngine:
         first = report.differences[0] if report.differences else None
         field = f"{first.table} {first.field}" if first is not None else "history"
         detail = report.problems[0] if report.problems else "differs from its history"
-        # The finding without its own "table field: " prefix, named once.
-        detail = detail.removeprefix(f"{field}: ")
         more = len(report.problems) - 1
         if more > 0:
             detail += f" (and {more} more)"
-        raise CaseDamaged(case.case_id, field, detail)
+        raise CaseDamaged(case.case_id, field, detail, ref=case.external_ref)
 
     def find(
         self,
@@ -736,11 +734,23 @@ class CaseEngine:
         Args:
             workflow: Only this workflow's cases (all when ``None``).
 
+        Raises:
+            CaseDamaged: If a case is in the damage register: its state may be
+                wrong, so the counts would be.
+
         .. versionadded:: 0.5.0
+        .. versionchanged:: 0.6.0 A registered damaged case is named.
         """
         wanted = None if workflow is None else validation.text("workflow", workflow)
         with self._uow(read_only=True) as uow:
             counts = uow.cases.state_counts()
+            known = uow.cases.damage()
+        if known:
+            first = known[min(known)]
+            with self._uow(read_only=True) as uow:
+                case = uow.cases.get(first.case_id)
+            if case is not None:
+                integrity.raise_if_damaged(case, self.workflows, first)
         out = []
         for c in counts:
             if wanted is not None and c.workflow_id != wanted:

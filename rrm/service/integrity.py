@@ -73,17 +73,19 @@ def raise_if_damaged(case: Case, workflows: Workflows, known: Damage | None) -> 
     """
     found = structural_damage(case, workflows)
     if found is not None:
-        raise CaseDamaged(case.case_id, *found)
+        raise CaseDamaged(case.case_id, *found, ref=case.external_ref)
     if known is not None:
         more = len(known.problems) - 1
         detail = known.problems[0] if known.problems else "differs from its history"
         if more > 0:
             detail += f" (and {more} more)"
+        detail = detail.removeprefix(f"{known.field}: ").removeprefix(f"{known.field} ")
         raise CaseDamaged(
             case.case_id,
             known.field,
             f"{detail}; found by the verification of "
             f"{known.found_at.isoformat(timespec='seconds')}",
+            ref=case.external_ref,
         )
     return case
 

@@ -219,3 +219,43 @@ def test_every_verify_all_report_and_the_history_hides_names(setup):
         "salt", "case", "facility", "claim", "petitioners", "officers"
     }  # fmt: skip
     assert other.case_id != tampered.case_id
+
+
+def test_a_migrated_case_verifies_and_an_edited_version_is_named(setup, clock):
+    """Opened on v1 and moved to v2: whole. A never-migrated case's version edited:
+    the opening entry sealed the version it opened on."""
+    engine, sql, _, other = setup
+    old = engine.open_case(
+        rrm.OpenCase(
+            workflow="usmca-31a",
+            workflow_version=1,
+            initiation="request",
+            complainant="US",
+            respondent="MX",
+            facility=rrm.Facility(
+                facility_id="MX-DMG-A",
+                name="Planta Ejemplo",
+                owner="Grupo Ejemplo",
+                country=rrm.Party.MX,
+            ),
+            claim=rrm.Claim(
+                basis="annex_23a_legislation", sector_category="manufacturing"
+            ),
+            external_ref="DMG-V1",
+            actor="officer:ana",
+            role="ustr",
+        )
+    )
+    clock.advance(timedelta(hours=1))
+    moved = engine.migrate_case(old.case_id, to_version=2, actor="admin:zoe")
+    assert moved.workflow_version == 2
+    assert engine.verify(old.case_id).ok
+    with sql.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE rrm_case SET workflow_version = 1 WHERE case_id = :c"),
+            {"c": other.case_id},
+        )
+
+    report = engine.verify(other.case_id)
+
+    assert "rrm_case workflow_version: stored 1, entry 1 recorded 2" in report.problems

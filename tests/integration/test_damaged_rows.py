@@ -85,7 +85,7 @@ def test_cli_reads_exit_1_with_one_line(damaged, db_url, capsys, monkeypatch):
         err = capsys.readouterr().err
         assert code == 1, args
         assert "Traceback" not in err
-        assert f"Case {case.case_id} is damaged: state" in err
+        assert f"Case DMG-1 ({case.case_id}) is damaged: state" in err
         assert "rrm audit verify" in err
     assert main(["audit", "verify", "--db", db_url]) == 1
     out = capsys.readouterr().out

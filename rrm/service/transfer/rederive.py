@@ -432,8 +432,12 @@ def _subject_differences(
     stored: Case, entries: list[HistoryEntry], facility_seals: list[SealedField]
 ) -> list[RowDifference]:
     sealed = sealed_fields(entries)
+    # The opening sealed the version the case opened on; migrations moved it on.
+    opened = dataclasses.replace(
+        stored, workflow_version=_first_version(stored, entries)
+    )
     findings = compare_subject(
-        stored, sealed, groups=[g for g in GROUPS if g != "facility"]
+        opened, sealed, groups=[g for g in GROUPS if g != "facility"]
     )
     # The facility's details are the newest opening's on that facility: a later
     # case may have updated them (any of the newest, when several tie).
