@@ -388,3 +388,36 @@ class TestStop:
         assert not loop.is_alive()
         assert [e["event"] for e in logs][-1] == "worker_stopped"
         assert events(logs, "worker_started")
+
+
+class TestPeriodicVerification:
+    """The worker verifies every case with the worker and then periodically (#12)."""
+
+    def test_a_damaged_case_is_registered_and_the_others_go_on(
+        self, make_engine, clock, workers, db_url, sql_engine_for
+    ):
+        engine = make_engine(clock)
+        case = open_case(engine)
+        with sql_engine_for(db_url).begin() as conn:
+            conn.execute(
+                sa.text("UPDATE rrm_deadline SET status = 'met' WHERE case_id = :c"),
+                {"c": case.case_id},
+            )
+        with capture_logs() as logs:
+            worker = SchedulerWorker(engine, sweep_seconds=LONG, verify_seconds=LONG)
+            workers.append(worker)
+            worker.start()
+            found = eventually(engine.damaged)
+            eventually(lambda: events(logs, "verification_completed"))
+
+        assert [d.case_id for d in found] == [case.case_id]
+        assert found[0].field.startswith("rrm_deadline deadline respondent_")
+        [done] = events(logs, "verification_completed")
+        assert (done["cases"], done["damaged"]) == (1, 1)
+        assert engine.next_wakeup() is None  # the sweep skips it, so no wake-up
+
+    def test_refuses_a_verification_period_that_is_not_positive(
+        self, make_engine, clock
+    ):
+        with pytest.raises(rrm.InvalidInput, match="verify_seconds"):
+            SchedulerWorker(make_engine(clock), verify_seconds=0)
