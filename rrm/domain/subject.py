@@ -40,6 +40,7 @@ __all__ = [
     "compare_subject",
     "seal",
     "sealed_fields",
+    "seals",
     "subject_values",
 ]
 
@@ -71,6 +72,7 @@ def subject_values(case: Case, group: str) -> dict[str, JSONValue]:
     if group == "case":
         return {
             "external_ref": case.external_ref,
+            "facility_id": case.facility.facility_id,
             "workflow_id": case.workflow_id,
             # The version the case opened on (a migration moves it on later).
             "workflow_version": case.workflow_version,
@@ -155,6 +157,12 @@ def sealed_fields(entries: Iterable[HistoryEntry]) -> dict[str, SealedField]:
                     digests={k: str(v) for k, v in digests.items()},
                 )
     return found
+
+
+def seals(sealed: SealedField, path: str, value: JSONValue) -> bool:
+    """True when *sealed* holds *value* at *path*."""
+    digest = sealed.digests.get(path)
+    return digest is not None and _digest(sealed.salt, path, value) == digest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

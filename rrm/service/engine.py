@@ -1017,7 +1017,7 @@ class CaseEngine:
             case,
             entries,
             determinations=determinations,
-            facility_seals=newest_seals(openings, "facility"),
+            facility_seals=newest_seals(openings, case.facility.facility_id),
         )
         if found:
             log.warning(

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Final
 
 from rrm.domain.case import Case, Deadline, HistoryEntry, JSONValue, Officer
 from rrm.domain.commands import AssignOfficers, Claim, FireEvent, OpenCase
-from rrm.domain.subject import GROUPS, SealedField, compare_subject, sealed_fields
+from rrm.domain.subject import (
+    GROUPS,
+    SealedField,
+    compare_subject,
+    sealed_fields,
+    seals,
+)
 from rrm.domain.unknown import unknown_steps
 from rrm.errors import RRMError, StorageError
 from rrm.service.handlers import MIGRATED
@@ -265,13 +271,13 @@ def _replay(engine: CaseEngine, stored: Case, entries: list[HistoryEntry]) -> _R
                 case=case,
                 determinations=[],
                 failure=RowDifference(
-                    table="rrm_case_event",
-                    field=f"entry {e.seq}",
+                    table="rrm_case",
+                    field=f"replay from entry {e.seq}",
                     stored=e.event,
                     derived=None,
                     message=(
-                        f"entry {e.seq} ({e.event}) does not replay through "
-                        f"{where}: {reason}"
+                        f"the stored case cannot be replayed: entry {e.seq} "
+                        f"({e.event}) is refused through {where}: {reason}"
                     ),
                 ),
             )
@@ -377,10 +383,12 @@ def _bookkeeping(
                 ),
             )
         )
+    if found:
+        return found  # its next action follows from the wrong instant: named once
     try:
         spec = engine.workflows.get(case.workflow_id, case.workflow_version)
-        rule = spec.deadlines[spec_key(d.key)]
-        calendar = engine.workflows.calendar(d.calendar_id)
+        rule = spec.deadlines[spec_key(derived.key)]
+        calendar = engine.workflows.calendar(derived.calendar_id)
     except (RRMError, KeyError):
         return found
     basis = dataclasses.replace(derived, alerts_through=through)
@@ -462,15 +470,18 @@ def _subject_differences(
     return found
 
 
-def newest_seals(openings: list[HistoryEntry], group: str) -> list[SealedField]:
-    """Return the seals of *group* by the most recently recorded openings.
+def newest_seals(openings: list[HistoryEntry], facility_id: str) -> list[SealedField]:
+    """Return the facility seals of the most recently recorded openings on it.
 
-    Several when openings were recorded at the same instant (one import).
+    Only openings that sealed this facility count: a case row moved onto the
+    facility by hand brings no say over its details. Several when openings
+    were recorded at the same instant (one import).
     """
     sealed = [
         (e.recorded_at, found)
         for e in openings
-        if (found := sealed_fields([e]).get(group)) is not None
+        if (found := sealed_fields([e]).get("facility")) is not None
+        and seals(found, "facility.facility_id", facility_id)
     ]
     if not sealed:
         return []
