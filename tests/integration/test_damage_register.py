@@ -259,3 +259,30 @@ def test_a_migrated_case_verifies_and_an_edited_version_is_named(setup, clock):
     report = engine.verify(other.case_id)
 
     assert "rrm_case workflow_version: stored 1, entry 1 recorded 2" in report.problems
+
+
+def test_the_register_changes_only_when_the_damage_does(setup):
+    """A second verification of the same damage changes nothing; new damage does."""
+    engine, sql, tampered, _ = setup
+    _move_due_date(sql, tampered)
+    with engine._uow() as uow:  # the register's own answer
+        first = rrm.Damage(
+            case_id=tampered.case_id,
+            found_at=START,
+            field="f",
+            problems=("p",),
+            fingerprint="a" * 64,
+        )
+        assert uow.cases.record_damage(first) is True
+        assert uow.cases.record_damage(first) is False
+        changed = rrm.Damage(
+            case_id=tampered.case_id,
+            found_at=START,
+            field="f",
+            problems=("q",),
+            fingerprint="b" * 64,
+        )
+        assert uow.cases.record_damage(changed) is True
+        assert uow.cases.clear_damage(tampered.case_id) is True
+        assert uow.cases.clear_damage(tampered.case_id) is False
+        uow.commit()

@@ -426,14 +426,15 @@ class SqlCaseRepository:
             "fingerprint": damage.fingerprint,
         }
         stmt = self._insert(DAMAGE).values(row)
-        # Only when the damage changed: a row count of 0 means "known already".
+        # Only when the damage changed: no row returned means "known already"
+        # (RETURNING, not the row count, which psycopg reports as -1 here).
         upsert = stmt.on_conflict_do_update(
             index_elements=[DAMAGE.c.case_id],
             set_={k: stmt.excluded[k] for k in row if k != "case_id"},
             where=DAMAGE.c.fingerprint != stmt.excluded.fingerprint,
-        )
+        ).returning(DAMAGE.c.case_id)
         with _storage_errors(f"register the damage of case {damage.case_id}"):
-            return bool(self._conn.execute(upsert).rowcount)
+            return self._conn.execute(upsert).first() is not None
 
     def clear_damage(self, case_id: str) -> bool:
         """Remove a case from the damage register; True if it was there."""
