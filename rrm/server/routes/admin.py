@@ -147,7 +147,8 @@ def verify(
     refs = (
         [case] if case is not None else [c.case_id for c in engine.find(intact=False)]
     )
-    reports = [chain_json(engine.verify(ref), ref) for ref in refs]
+    found = [engine.verify(ref) for ref in refs]
+    reports = [chain_json(r, r.external_ref or r.case_id) for r in found]
     return {"ok": all(r["ok"] for r in reports), "cases": reports}
 
 
