@@ -8,8 +8,11 @@ case (only with --postgres; skipped otherwise), B6 fires through the HTTP API of
 ``rrm serve`` with 1 and 2 server processes beside engine.fire, and p50/p99 at 100
 requests/s (only with --postgres), B7 server time (p50, p95) of the console's case
 list over 100,000 cases and of a case page with 1,000 history entries beside the
-API's for the same data (SQLite; also PostgreSQL with --postgres), A alerts sent per
-second (tests/bench/bench_alerts.py). Figures are
+API's for the same data (SQLite; also PostgreSQL with --postgres), B8 verify by
+replay (engine.verify_all) over 100,000 cases: total time against one hour, cases/s,
+median and p95 per case, time per history entry, peak RSS growth, and ``rrm audit
+verify --json`` timed once (SQLite; also PostgreSQL with --postgres), A alerts sent
+per second (tests/bench/bench_alerts.py). Figures are
 medians over repeats measured in this run; a missed target prints "no" and does not
 fail the run, but an error in a benchmark does (exit status 1, after the table).
 Not part of the test suite: pytest collects only test_*.py.
@@ -72,6 +75,7 @@ def benchmarks(args: argparse.Namespace) -> dict:
     import bench_fire
     import bench_import
     import bench_tick
+    import bench_verify
 
     q = args.quick
     return {
@@ -82,6 +86,9 @@ def benchmarks(args: argparse.Namespace) -> dict:
         "B5": lambda: bench_b5.run(quick=q) if args.postgres else _skip_b5(),
         "B6": lambda: bench_api.run(quick=q) if args.postgres else _skip_pg("B6"),
         "B7": lambda: bench_console.run(quick=q, postgres=args.postgres),
+        "B8": lambda: _pg_part(
+            "B8", bench_verify.run(quick=q, postgres=args.postgres), args.postgres
+        ),
         "A": lambda: alerts(quick=q, postgres=args.postgres),
     }
 
@@ -92,6 +99,23 @@ def _skip_b5() -> list[Row]:
 
 def _skip_pg(name: str) -> list[Row]:
     raise Skipped(f"{name} needs PostgreSQL; pass --postgres to run it against {PG}")
+
+
+class _PartSkipped(Skipped):
+    """A benchmark that measured some rows and skipped its PostgreSQL part."""
+
+    def __init__(self, message: str, rows: list[Row]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+def _pg_part(name: str, rows: list[Row], postgres: bool) -> list[Row]:
+    """*rows* (SQLite, and PostgreSQL with --postgres); the PostgreSQL part is
+    listed as skipped without --postgres."""
+    if postgres:
+        return rows
+    msg = f"{name} on PostgreSQL: pass --postgres to also run it against {PG}"
+    raise _PartSkipped(msg, rows)
 
 
 def fmt(value: float | None) -> str:
@@ -136,7 +160,7 @@ def main() -> int:
     parser.add_argument(
         "--postgres",
         action="store_true",
-        help="also PostgreSQL (B2, B7, A; B5 and B6 need it) at common.PG",
+        help="also PostgreSQL (B2, B7, B8, A; B5 and B6 need it) at common.PG",
     )
     parser.add_argument(
         "--huge", action="store_true", help="add B2 at 1M open deadlines"
@@ -157,6 +181,7 @@ def main() -> int:
         try:
             rows += todo[name]()
         except Skipped as why:
+            rows += getattr(why, "rows", [])
             skipped.append(f"  {name}: {why}")
         except Exception:  # noqa: BLE001 - report every failure, then exit 1
             failed.append(name)
