@@ -286,3 +286,16 @@ def test_the_register_changes_only_when_the_damage_does(setup):
         assert uow.cases.clear_damage(tampered.case_id) is True
         assert uow.cases.clear_damage(tampered.case_id) is False
         uow.commit()
+
+
+def test_a_case_shown_whole_is_replayed_again_once_a_row_changes(setup):
+    """Reads remember a whole case by its rows: an edit after a read is still named."""
+    engine, sql, tampered, _ = setup
+    assert engine.get(tampered.case_id, verified=True).case_id == tampered.case_id
+    assert engine.record(tampered.case_id).chain.rows_checked
+    _move_due_date(sql, tampered)
+
+    with pytest.raises(rrm.CaseDamaged, match="due_date"):
+        engine.get(tampered.case_id, verified=True)
+    with pytest.raises(rrm.CaseDamaged, match="due_date"):
+        engine.record(tampered.case_id)
